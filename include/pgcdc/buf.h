@@ -10,7 +10,10 @@ typedef struct cdc_buf {
     size_t cap; /* bytes allocated */
 } cdc_buf;
 
-#define CDC_BUF_INIT {NULL, 0, 0}
+#define CDC_BUF_INIT                                                                               \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* All return 0 or CDC_ENOMEM; on failure the buffer keeps its old content. */
 int cdc_buf_reserve(cdc_buf *b, size_t extra);

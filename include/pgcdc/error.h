@@ -11,25 +11,25 @@
  * implemented, 4 refused to run because state does not match (checkpoint or
  * slot), 5 unhealthy (status found a problem).
  */
-#define CDC_ERRNO_MAP(X)                                                                          \
-    X(NOMEM, 1, "out of memory")                                                                  \
-    X(INVAL, 2, "invalid argument")                                                               \
-    X(USAGE, 2, "usage error")                                                                    \
-    X(CONFIG, 2, "configuration error")                                                           \
-    X(IO, 1, "i/o error")                                                                         \
-    X(PROTO, 1, "protocol error")                                                                 \
-    X(PG, 1, "postgresql error")                                                                  \
-    X(PGCONN, 1, "cannot connect to postgresql")                                                  \
-    X(PGSETUP, 1, "postgresql is not set up for logical replication")                             \
-    X(KAFKA, 1, "kafka error")                                                                    \
-    X(KAFKAFATAL, 1, "kafka refused a message for good")                                          \
-    X(NOTFOUND, 1, "not found")                                                                   \
-    X(EXISTS, 1, "already exists")                                                                \
-    X(MISMATCH, 4, "state does not match")                                                        \
-    X(UNHEALTHY, 5, "unhealthy")                                                                  \
-    X(TIMEOUT, 1, "timed out")                                                                    \
-    X(INTERRUPTED, 1, "interrupted")                                                              \
-    X(NOTIMPL, 3, "not implemented yet")                                                          \
+#define CDC_ERRNO_MAP(X)                                                                           \
+    X(NOMEM, 1, "out of memory")                                                                   \
+    X(INVAL, 2, "invalid argument")                                                                \
+    X(USAGE, 2, "usage error")                                                                     \
+    X(CONFIG, 2, "configuration error")                                                            \
+    X(IO, 1, "i/o error")                                                                          \
+    X(PROTO, 1, "protocol error")                                                                  \
+    X(PG, 1, "postgresql error")                                                                   \
+    X(PGCONN, 1, "cannot connect to postgresql")                                                   \
+    X(PGSETUP, 1, "postgresql is not set up for logical replication")                              \
+    X(KAFKA, 1, "kafka error")                                                                     \
+    X(KAFKAFATAL, 1, "kafka refused a message for good")                                           \
+    X(NOTFOUND, 1, "not found")                                                                    \
+    X(EXISTS, 1, "already exists")                                                                 \
+    X(MISMATCH, 4, "state does not match")                                                         \
+    X(UNHEALTHY, 5, "unhealthy")                                                                   \
+    X(TIMEOUT, 1, "timed out")                                                                     \
+    X(INTERRUPTED, 1, "interrupted")                                                               \
+    X(NOTIMPL, 3, "not implemented yet")                                                           \
     X(INTERNAL, 1, "internal error")
 
 typedef enum cdc_errno {
@@ -51,10 +51,10 @@ enum { CDC_ERRNO_MAP(CDC__ERRNO_DEF) };
  * the first error set wins, later ones are ignored so the root cause stays.
  */
 typedef struct cdc_error {
-    int code;        /* CDC_E* or 0 */
-    char msg[1024];  /* primary line */
+    int code;          /* CDC_E* or 0 */
+    char msg[1024];    /* primary line */
     char detail[1024]; /* optional, "" when absent */
-    char hint[512];  /* optional, "" when absent */
+    char hint[512];    /* optional, "" when absent */
 } cdc_error;
 
 /* The name ("CONFIG") and the generic message of a code; never NULL. */

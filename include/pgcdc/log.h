@@ -31,9 +31,9 @@ int cdc_log_enabled(cdc_log_level level);
 void cdc_log_msg(cdc_log_level level, const char *detail, const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-#define cdc_log_error(...) cdc_log_msg(CDC_LOG_ERROR, NULL, NULL, __VA_ARGS__)
+#define cdc_log_error(...)   cdc_log_msg(CDC_LOG_ERROR, NULL, NULL, __VA_ARGS__)
 #define cdc_log_warning(...) cdc_log_msg(CDC_LOG_WARNING, NULL, NULL, __VA_ARGS__)
-#define cdc_log_info(...) cdc_log_msg(CDC_LOG_INFO, NULL, NULL, __VA_ARGS__)
+#define cdc_log_info(...)    cdc_log_msg(CDC_LOG_INFO, NULL, NULL, __VA_ARGS__)
 #define cdc_log_debug(...)                                                                         \
     do {                                                                                           \
         if (cdc_log_enabled(CDC_LOG_DEBUG))                                                        \

@@ -10,8 +10,8 @@ typedef uint64_t cdc_lsn;
 /* Longest text form: "FFFFFFFF/FFFFFFFF" plus NUL. */
 #define CDC_LSN_STRLEN 18
 /* printf helpers: printf("at " CDC_LSN_FMT, CDC_LSN_ARGS(lsn)) */
-#define CDC_LSN_FMT "%X/%X"
-#define CDC_LSN_ARGS(lsn) (unsigned)((uint64_t)(lsn) >> 32), (unsigned)((uint64_t)(lsn) & 0xFFFFFFFFu)
+#define CDC_LSN_FMT       "%X/%X"
+#define CDC_LSN_ARGS(lsn) (unsigned)((uint64_t)(lsn) >> 32), (unsigned)((uint64_t)(lsn)&0xFFFFFFFFu)
 
 /*
  * Parse "16/B374D848" (1 to 8 hex digits each side, case-insensitive, no

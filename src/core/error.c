@@ -11,10 +11,9 @@ struct errinfo {
     int exit_status;
 };
 
-static const struct errinfo errtab[] = {
-    [0] = {"OK", "ok", 0},
+static const struct errinfo errtab[] = {[0] = {"OK", "ok", 0},
 #define CDC__ERRNO_TAB(name, exit, msg) [CDC__E_##name] = {#name, msg, exit},
-    CDC_ERRNO_MAP(CDC__ERRNO_TAB)
+                                        CDC_ERRNO_MAP(CDC__ERRNO_TAB)
 #undef CDC__ERRNO_TAB
 };
 

@@ -25,8 +25,9 @@ static void test_parse_valid(void **state)
 static void test_parse_malformed(void **state)
 {
     (void)state;
-    const char *bad[] = {"", "/", "0/", "/0", "0", "0/16B3748 ", " 0/1", "1FFFFFFFF/0",
-                         "0/1FFFFFFFF", "0/G", "0//1", "0/1/2", "-1/0", "0x1/0"};
+    const char *bad[] = {"",           "/",     "0/",          "/0",          "0",
+                         "0/16B3748 ", " 0/1",  "1FFFFFFFF/0", "0/1FFFFFFFF", "0/G",
+                         "0//1",       "0/1/2", "-1/0",        "0x1/0"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cdc_lsn l = 42;
         assert_int_equal(cdc_lsn_parse(bad[i], &l), CDC_EINVAL);

@@ -1,0 +1,68 @@
+/* conf.c - librdkafka configuration from pgcdc's kafka.* keys */
+#include "kafka_int.h"
+
+#include <string.h>
+
+static const char *const producer_defaults[][2] = CDC_KAFKA_DEFAULTS_INIT;
+
+/* Consumer-only keys make a producer conf fail and vice versa; skip them per role. */
+static int role_skips(cdc_kafka_role role, const char *key)
+{
+    static const char *const producer_only[] = {
+        "enable.idempotence", "acks", "partitioner", "linger.ms", "compression.type", NULL};
+    if (role == CDC_KAFKA_CONSUMER)
+        for (int i = 0; producer_only[i]; i++)
+            if (strcmp(key, producer_only[i]) == 0)
+                return 1;
+    return 0;
+}
+
+int cdc_kafka_conf_build(const cdc_config *cfg, cdc_kafka_role role, rd_kafka_conf_t **ret_conf,
+                         cdc_error *err)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (conf == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+
+    if (role == CDC_KAFKA_PRODUCER) {
+        for (size_t i = 0; i < sizeof(producer_defaults) / sizeof(producer_defaults[0]); i++) {
+            if (rd_kafka_conf_set(conf, producer_defaults[i][0], producer_defaults[i][1], errstr,
+                                  sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+                rd_kafka_conf_destroy(conf);
+                return cdc_err(err, CDC_EINTERNAL, "cannot set kafka default \"%s\": %s",
+                               producer_defaults[i][0], errstr);
+            }
+        }
+    }
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        const cdc_config_kv *kv = &cfg->kafka[i];
+        if (role_skips(role, kv->key))
+            continue;
+        if (rd_kafka_conf_set(conf, kv->key, kv->value, errstr, sizeof(errstr)) !=
+            RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            cdc_err(err, CDC_ECONFIG, "%s: invalid kafka property \"kafka.%s\": %s", kv->origin,
+                    kv->key, errstr);
+            cdc_err_hint(err, "kafka.* keys are librdkafka properties, see librdkafka's "
+                              "CONFIGURATION.md");
+            return CDC_ECONFIG;
+        }
+    }
+    *ret_conf = conf;
+    return 0;
+}
+
+int cdc_kafka_conf_check(const cdc_config *cfg, cdc_error *err)
+{
+    rd_kafka_conf_t *conf = NULL;
+    int rc = cdc_kafka_conf_build(cfg, CDC_KAFKA_PRODUCER, &conf, err);
+    if (rc == 0)
+        rd_kafka_conf_destroy(conf);
+    return rc;
+}
+
+const char *cdc_kafka_version(void)
+{
+    return rd_kafka_version_str();
+}
