@@ -1,0 +1,38 @@
+/* checkpoint.h - the durable LSN checkpoint: one small text file, replaced atomically */
+#ifndef PGCDC_CHECKPOINT_H
+#define PGCDC_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "pgcdc/error.h"
+#include "pgcdc/lsn.h"
+
+#define CDC_CKPT_FORMAT_VERSION 1
+
+typedef struct cdc_checkpoint {
+    int version;           /* file format version, CDC_CKPT_FORMAT_VERSION */
+    uint64_t system_id;    /* IDENTIFY_SYSTEM systemid of the source cluster */
+    uint32_t timeline;     /* timeline at write time (informational) */
+    char database[128];    /* database the slot belongs to */
+    char slot[128];        /* slot name */
+    cdc_lsn lsn;           /* everything before this LSN is delivered */
+    int64_t written_at_ms; /* Unix time of the write, milliseconds */
+} cdc_checkpoint;
+
+/*
+ * Read the checkpoint at path. Returns 0 and fills *ret, CDC_ENOTFOUND when
+ * there is no file (*ret unchanged), or CDC_EIO / CDC_EPROTO (unreadable,
+ * corrupt: bad checksum, unknown version, missing field) with the path and
+ * the reason in err.
+ */
+int cdc_ckpt_read(const char *path, cdc_checkpoint *ret, cdc_error *err);
+
+/*
+ * Write ckpt to path durably and atomically: write "path.tmp", fsync it,
+ * rename over path, fsync the directory. After a crash at any point the file
+ * at path is either the old checkpoint or the new one, never a mix. On error
+ * (CDC_EIO) the old file is intact and err names the step and the path.
+ */
+int cdc_ckpt_write(const char *path, const cdc_checkpoint *ckpt, cdc_error *err);
+
+#endif

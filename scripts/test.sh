@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# test.sh - install what is missing, build, run every test suite, and close with "N passed, N failed[, N skipped]"
+#
+# Suites: unit (no network), integration (real PostgreSQL + Kafka test broker),
+# and the unit suite again under AddressSanitizer + UBSan. Set
+# PGCDC_TEST_BROKERS to run the integration suite against a real Kafka.
+# PGCDC_TEST_SUITES limits what runs (e.g. "unit").
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+scripts/deps.sh || { echo "test.sh: installing dependencies failed" >&2; echo "0 passed, 1 failed"; exit 1; }
+
+JOBS=$(nproc 2>/dev/null || echo 2)
+SUITES=${PGCDC_TEST_SUITES:-"unit integration asan"}
+failed_build=0
+
+build() { # build DIR [meson options...]
+  local dir=$1; shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log" >&2; return 1; }
+  fi
+  ninja -C "$dir" >"$dir.build.log" 2>&1 || { tail -50 "$dir.build.log" >&2; return 1; }
+}
+
+run_suite() { # DIR SUITE
+  meson test -C "$1" --suite "$2" --num-processes "$JOBS" --print-errorlogs --no-rebuild \
+    --logbase "testlog-$2" >&2 || true
+}
+
+rm -f build/meson-logs/testlog-*.json build-asan/meson-logs/testlog-*.json
+
+if [[ " $SUITES " == *" unit "* || " $SUITES " == *" integration "* ]]; then
+  if build build; then
+    [[ " $SUITES " == *" unit "* ]] && run_suite build unit
+    [[ " $SUITES " == *" integration "* ]] && run_suite build integration
+  else
+    echo "test.sh: build failed" >&2; failed_build=$((failed_build + 1))
+  fi
+fi
+if [[ " $SUITES " == *" asan "* ]]; then
+  if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+      run_suite build-asan unit
+  else
+    echo "test.sh: sanitizer build failed" >&2; failed_build=$((failed_build + 1))
+  fi
+fi
+
+# Count from meson's machine-readable logs: one JSON object per test run.
+/usr/bin/python3 - "$failed_build" build/meson-logs/testlog-*.json build-asan/meson-logs/testlog-*.json <<'PY'
+import json, sys
+failed_build = int(sys.argv[1])
+passed = failed = skipped = 0
+for path in sys.argv[2:]:
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        continue
+    for line in lines:
+        if not line.strip():
+            continue
+        r = json.loads(line).get("result")
+        if r in ("OK", "EXPECTEDFAIL"):
+            passed += 1
+        elif r == "SKIP":
+            skipped += 1
+        else:
+            failed += 1
+failed += failed_build
+if passed + failed + skipped == 0:
+    failed = 1  # a run that executed nothing is a failure
+line = f"{passed} passed, {failed} failed"
+if skipped:
+    line += f", {skipped} skipped"
+print(line)
+sys.exit(1 if failed else 0)
+PY

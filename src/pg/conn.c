@@ -1,0 +1,126 @@
+/* conn.c - connecting to PostgreSQL and running queries with clear errors */
+#include "pg_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgcdc/config.h"
+
+/* Strip libpq's trailing newline(s) in place. */
+static void chomp(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+}
+
+int cdc_pg_connect(const char *dsn, cdc_pg_conn_kind kind, PGconn **ret_conn, cdc_error *err)
+{
+    const char *keys[4], *vals[4];
+    int n = 0;
+    /* expand_dbname=1: dsn may be a full conninfo; later keys override it */
+    keys[n] = "dbname";
+    vals[n++] = dsn;
+    keys[n] = "fallback_application_name";
+    vals[n++] = "pgcdc";
+    if (kind == CDC_PG_REPLICATION) {
+        keys[n] = "replication";
+        vals[n++] = "database";
+    }
+    keys[n] = NULL;
+    vals[n] = NULL;
+
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (conn == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory while connecting to postgresql");
+    if (PQstatus(conn) != CONNECTION_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+        chomp(msg);
+        char *shown = cdc_config_redact_dsn(dsn);
+        cdc_err(err, CDC_EPGCONN, "cannot connect to postgresql: %s", msg);
+        cdc_err_detail(err, "source.dsn = \"%s\"", shown ? shown : "");
+        free(shown);
+        if (strstr(msg, "password authentication failed") || strstr(msg, "no password supplied"))
+            cdc_err_hint(err, "check the user and password in source.dsn, PGPASSWORD or ~/.pgpass");
+        else if (strstr(msg, "Connection refused") || strstr(msg, "No such file or directory"))
+            cdc_err_hint(err, "is the server running and accepting connections at that host and "
+                              "port? check source.dsn");
+        else if (strstr(msg, "does not exist"))
+            cdc_err_hint(err, "check the dbname and user in source.dsn");
+        else if (strstr(msg, "replication connection") || strstr(msg, "pg_hba.conf"))
+            cdc_err_hint(err, "pg_hba.conf must allow this user and database (and \"replication\" "
+                              "connections for streaming)");
+        PQfinish(conn);
+        return CDC_EPGCONN;
+    }
+    /* Deterministic text output regardless of the role's settings. */
+    PGresult *res = PQexec(conn, "SET datestyle = 'ISO'; SET intervalstyle = 'postgres'; "
+                                 "SET extra_float_digits = 3");
+    if (kind == CDC_PG_NORMAL && PQresultStatus(res) != PGRES_COMMAND_OK) {
+        cdc_err(err, CDC_EPG, "cannot set session parameters: %s", PQerrorMessage(conn));
+        PQclear(res);
+        PQfinish(conn);
+        return CDC_EPG;
+    }
+    PQclear(res);
+    *ret_conn = conn;
+    return 0;
+}
+
+static PGresult *check_result(PGconn *conn, PGresult *res, const char *what, cdc_error *err)
+{
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return res;
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+    const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+    char msg[1024];
+    snprintf(msg, sizeof(msg), "%s", primary ? primary : PQerrorMessage(conn));
+    chomp(msg);
+    cdc_err(err, CDC_EPG, "cannot %s: %s", what, msg);
+    if (detail)
+        cdc_err_detail(err, "%s", detail);
+    if (hint)
+        cdc_err_hint(err, "%s", hint);
+    PQclear(res);
+    return NULL;
+}
+
+PGresult *cdc_pg_exec(PGconn *conn, const char *what, const char *sql, cdc_error *err)
+{
+    return check_result(conn, PQexec(conn, sql), what, err);
+}
+
+PGresult *cdc_pg_execp(PGconn *conn, const char *what, const char *sql, int nparams,
+                       const char *const *params, cdc_error *err)
+{
+    return check_result(conn, PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0), what,
+                        err);
+}
+
+const char *cdc_pg_sqlstate(const PGresult *res)
+{
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return s ? s : "";
+}
+
+static char *dup_and_free(char *libpq_str)
+{
+    if (libpq_str == NULL)
+        return NULL;
+    char *s = strdup(libpq_str);
+    PQfreemem(libpq_str);
+    return s;
+}
+
+char *cdc_pg_quote_ident(PGconn *conn, const char *ident)
+{
+    return dup_and_free(PQescapeIdentifier(conn, ident, strlen(ident)));
+}
+
+char *cdc_pg_quote_literal(PGconn *conn, const char *lit)
+{
+    return dup_and_free(PQescapeLiteral(conn, lit, strlen(lit)));
+}
