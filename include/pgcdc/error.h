@@ -28,6 +28,7 @@
     X(MISMATCH, 4, "state does not match")                                                         \
     X(UNHEALTHY, 5, "unhealthy")                                                                   \
     X(TIMEOUT, 1, "timed out")                                                                     \
+    X(AGAIN, 1, "try again later")                                                                 \
     X(INTERRUPTED, 1, "interrupted")                                                               \
     X(NOTIMPL, 3, "not implemented yet")                                                           \
     X(INTERNAL, 1, "internal error")

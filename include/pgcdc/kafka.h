@@ -2,6 +2,10 @@
 #ifndef PGCDC_KAFKA_H
 #define PGCDC_KAFKA_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "pgcdc/config.h"
 #include "pgcdc/error.h"
 
@@ -9,6 +13,7 @@
 #define CDC_KAFKA_DEFAULTS_INIT                                                                    \
     {                                                                                              \
         {"enable.idempotence", "true"}, {"acks", "all"}, {"partitioner", "murmur2_random"},        \
+            {"message.timeout.ms", "0"}, {"queue.buffering.max.messages", "1000000"},              \
     }
 
 /*
@@ -18,6 +23,75 @@
  * reason. Returns 0, CDC_ECONFIG or CDC_ENOMEM.
  */
 int cdc_kafka_conf_check(const cdc_config *cfg, cdc_error *err);
+
+/* ------------------------------------------------------------------------
+ * Producer
+ * ------------------------------------------------------------------------ */
+
+typedef struct cdc_producer cdc_producer;
+
+/* One message header; name is a C string, value is bytes. Borrowed. */
+typedef struct cdc_kafka_header {
+    const char *name;
+    const void *value;
+    size_t len;
+} cdc_kafka_header;
+
+/*
+ * Delivery report: called from cdc_producer_poll() on the caller's thread
+ * for every message sent, in the order Kafka acknowledged them. err is
+ * CDC_OK on success; otherwise CDC_EKAFKAFATAL for a permanent refusal
+ * (message too large, not authorized, unknown topic) or CDC_EKAFKA, and
+ * reason holds librdkafka's message. seq is the value given to send().
+ */
+typedef void (*cdc_delivery_fn)(void *ctx, uint64_t seq, int err, const char *reason);
+
+/*
+ * Create the producer from the kafka.* configuration with pgcdc's defaults
+ * (idempotent, acks=all, murmur2_random partitioner, no message timeout).
+ * Does not wait for the broker: an unreachable broker is logged and
+ * retried. Returns 0 and a new producer, or an error.
+ */
+int cdc_producer_new(const cdc_config *cfg, cdc_delivery_fn on_delivery, void *ctx,
+                     cdc_producer **ret, cdc_error *err);
+
+/*
+ * Queue one message. partition -1 lets the partitioner hash the key
+ * (murmur2, as the Java client). value NULL with len 0 is a tombstone.
+ * Returns 0, CDC_EAGAIN when librdkafka's queue is full (poll, then retry),
+ * or an error. Key, value and headers are copied.
+ */
+int cdc_producer_send(cdc_producer *p, const char *topic, int32_t partition, const void *key,
+                      size_t keylen, const void *value, size_t valuelen,
+                      const cdc_kafka_header *headers, size_t nheaders, uint64_t seq,
+                      cdc_error *err);
+
+/* Serve delivery reports and errors, waiting up to timeout_ms. Returns events served. */
+int cdc_producer_poll(cdc_producer *p, int timeout_ms);
+
+/* Messages queued or in flight. */
+int cdc_producer_outq_len(cdc_producer *p);
+
+/*
+ * Number of partitions of topic (from cached metadata, fetched on first
+ * use, waiting up to timeout_ms). Returns 0 and *ret_count, or an error
+ * (CDC_ETIMEOUT when the cluster cannot be reached, CDC_ENOTFOUND when the
+ * topic does not exist and cannot be auto-created).
+ */
+int cdc_producer_partition_count(cdc_producer *p, const char *topic, int timeout_ms,
+                                 int32_t *ret_count, cdc_error *err);
+
+/* The partition murmur2 (Java-compatible) gives key among count partitions. */
+int32_t cdc_kafka_murmur2_partition(const void *key, size_t keylen, int32_t count);
+
+/*
+ * The first fatal producer error (idempotence broken, fenced) if one
+ * happened: returns CDC_EKAFKAFATAL with err set, else 0.
+ */
+int cdc_producer_fatal(cdc_producer *p, cdc_error *err);
+
+/* Wait up to timeout_ms for all messages to be delivered; then free. NULL is fine. */
+void cdc_producer_free(cdc_producer *p, int flush_timeout_ms);
 
 /* librdkafka's version string, e.g. "2.0.2". Borrowed, static. */
 const char *cdc_kafka_version(void);

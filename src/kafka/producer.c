@@ -1,0 +1,269 @@
+/* producer.c - the librdkafka producer: idempotent sends, delivery reports, partition metadata */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka_int.h"
+#include "pgcdc/log.h"
+
+typedef struct topic_meta {
+    char *name;         /* owned */
+    int32_t partitions; /* partition count */
+} topic_meta;
+
+struct cdc_producer {
+    rd_kafka_t *rk; /* owns its conf */
+    cdc_delivery_fn on_delivery;
+    void *ctx;
+    topic_meta *topics; /* metadata cache */
+    size_t ntopics;
+    int fatal; /* a fatal error was raised */
+    char fatal_reason[1024];
+    int64_t last_transport_log; /* rate limit for "broker down" logs */
+};
+
+/* ------------------------------------------------------------------------
+ * Callbacks (run inside rd_kafka_poll on the caller's thread)
+ * ------------------------------------------------------------------------ */
+
+static int is_permanent(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR__FATAL: return 1;
+    default: return 0;
+    }
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    cdc_producer *p = opaque;
+    uint64_t seq = (uint64_t)(uintptr_t)m->_private;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        p->on_delivery(p->ctx, seq, CDC_OK, NULL);
+        return;
+    }
+    int code = is_permanent(m->err) ? CDC_EKAFKAFATAL : CDC_EKAFKA;
+    p->on_delivery(p->ctx, seq, code, rd_kafka_err2str(m->err));
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    cdc_producer *p = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[512];
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
+        if (!p->fatal) {
+            p->fatal = 1;
+            snprintf(p->fatal_reason, sizeof(p->fatal_reason), "%s: %s", rd_kafka_err2name(orig),
+                     buf);
+        }
+        cdc_log_error("kafka producer fatal error: %s", buf);
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+        err == RD_KAFKA_RESP_ERR__RESOLVE) {
+        cdc_log_warning("kafka: %s (retrying; messages stay queued)", reason);
+        return;
+    }
+    cdc_log_warning("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    if (level <= 3)
+        cdc_log_error("librdkafka %s: %s", fac, buf);
+    else if (level <= 4)
+        cdc_log_warning("librdkafka %s: %s", fac, buf);
+    else
+        cdc_log_debug("librdkafka %s: %s", fac, buf);
+}
+
+/* ------------------------------------------------------------------------
+ * Public API
+ * ------------------------------------------------------------------------ */
+
+int cdc_producer_new(const cdc_config *cfg, cdc_delivery_fn on_delivery, void *ctx,
+                     cdc_producer **ret, cdc_error *err)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = NULL;
+    if (cdc_config_kafka_get(cfg, "bootstrap.servers") == NULL &&
+        cdc_config_kafka_get(cfg, "metadata.broker.list") == NULL) {
+        cdc_err(err, CDC_ECONFIG, "kafka.bootstrap.servers is not set");
+        cdc_err_hint(err, "add \"kafka.bootstrap.servers = host:9092\" to the configuration");
+        return CDC_ECONFIG;
+    }
+    cdc_producer *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    int rc = cdc_kafka_conf_build(cfg, CDC_KAFKA_PRODUCER, &conf, err);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    p->on_delivery = on_delivery;
+    p->ctx = ctx;
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (p->rk == NULL) {
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new() takes ownership only on success */
+        free(p);
+        return cdc_err(err, CDC_ECONFIG, "cannot create the kafka producer: %s", errstr);
+    }
+    *ret = p;
+    return 0;
+}
+
+int cdc_producer_send(cdc_producer *p, const char *topic, int32_t partition, const void *key,
+                      size_t keylen, const void *value, size_t valuelen,
+                      const cdc_kafka_header *headers, size_t nheaders, uint64_t seq,
+                      cdc_error *err)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    if (nheaders > 0) {
+        hdrs = rd_kafka_headers_new(nheaders);
+        for (size_t i = 0; i < nheaders; i++)
+            rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value,
+                                (ssize_t)headers[i].len);
+    }
+    rd_kafka_resp_err_t e =
+        rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, keylen),
+                          RD_KAFKA_V_VALUE((void *)value, valuelen), RD_KAFKA_V_HEADERS(hdrs),
+                          RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0; /* the headers now belong to the message */
+    if (hdrs)
+        rd_kafka_headers_destroy(hdrs);
+    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        return CDC_EAGAIN;
+    return cdc_err(err, is_permanent(e) ? CDC_EKAFKAFATAL : CDC_EKAFKA,
+                   "cannot produce to topic \"%s\": %s", topic, rd_kafka_err2str(e));
+}
+
+int cdc_producer_poll(cdc_producer *p, int timeout_ms)
+{
+    return rd_kafka_poll(p->rk, timeout_ms);
+}
+
+int cdc_producer_outq_len(cdc_producer *p)
+{
+    return rd_kafka_outq_len(p->rk);
+}
+
+int cdc_producer_partition_count(cdc_producer *p, const char *topic, int timeout_ms,
+                                 int32_t *ret_count, cdc_error *err)
+{
+    for (size_t i = 0; i < p->ntopics; i++) {
+        if (strcmp(p->topics[i].name, topic) == 0) {
+            *ret_count = p->topics[i].partitions;
+            return 0;
+        }
+    }
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+    if (rkt == NULL)
+        return cdc_err(err, CDC_EKAFKA, "cannot use topic \"%s\": %s", topic,
+                       rd_kafka_err2str(rd_kafka_last_error()));
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms);
+    rd_kafka_topic_destroy(rkt);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return cdc_err(err, e == RD_KAFKA_RESP_ERR__TIMED_OUT ? CDC_ETIMEOUT : CDC_EKAFKA,
+                       "cannot read metadata of topic \"%s\": %s", topic, rd_kafka_err2str(e));
+    int rc = 0;
+    if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        md->topics[0].partition_cnt <= 0) {
+        rd_kafka_resp_err_t te =
+            md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+        rc = cdc_err(err,
+                     te == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ? CDC_EAGAIN
+                     : is_permanent(te)                           ? CDC_ENOTFOUND
+                                                                  : CDC_EKAFKA,
+                     "topic \"%s\" is not available: %s", topic, rd_kafka_err2str(te));
+        cdc_err_hint(err, "create the topic, or allow auto-creation on the brokers");
+    } else {
+        topic_meta *n = realloc(p->topics, sizeof(*n) * (p->ntopics + 1));
+        char *name = strdup(topic);
+        if (n == NULL || name == NULL) {
+            free(name);
+            if (n)
+                p->topics = n;
+            rc = cdc_err(err, CDC_ENOMEM, "out of memory");
+        } else {
+            p->topics = n;
+            n[p->ntopics].name = name;
+            n[p->ntopics].partitions = md->topics[0].partition_cnt;
+            p->ntopics++;
+            *ret_count = md->topics[0].partition_cnt;
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+    return rc;
+}
+
+/* Kafka's murmur2 (seed 0x9747b28c), as org.apache.kafka.common.utils.Utils.murmur2. */
+static uint32_t murmur2(const uint8_t *data, size_t len)
+{
+    const uint32_t m = 0x5bd1e995u;
+    const int r = 24;
+    uint32_t h = 0x9747b28cu ^ (uint32_t)len;
+    size_t i = 0;
+    for (; i + 4 <= len; i += 4) {
+        uint32_t k = (uint32_t)data[i] | (uint32_t)data[i + 1] << 8 | (uint32_t)data[i + 2] << 16 |
+                     (uint32_t)data[i + 3] << 24;
+        k *= m;
+        k ^= k >> r;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    switch (len - i) {
+    case 3: h ^= (uint32_t)data[i + 2] << 16; /* fall through */
+    case 2: h ^= (uint32_t)data[i + 1] << 8;  /* fall through */
+    case 1: h ^= data[i]; h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    return h;
+}
+
+int32_t cdc_kafka_murmur2_partition(const void *key, size_t keylen, int32_t count)
+{
+    if (count <= 0)
+        return -1;
+    return (int32_t)((murmur2(key, keylen) & 0x7fffffffu) % (uint32_t)count);
+}
+
+int cdc_producer_fatal(cdc_producer *p, cdc_error *err)
+{
+    if (!p->fatal)
+        return 0;
+    return cdc_err(err, CDC_EKAFKAFATAL, "kafka producer failed for good: %s", p->fatal_reason);
+}
+
+void cdc_producer_free(cdc_producer *p, int flush_timeout_ms)
+{
+    if (p == NULL)
+        return;
+    if (flush_timeout_ms > 0)
+        rd_kafka_flush(p->rk, flush_timeout_ms);
+    rd_kafka_destroy(p->rk);
+    for (size_t i = 0; i < p->ntopics; i++)
+        free(p->topics[i].name);
+    free(p->topics);
+    free(p);
+}
