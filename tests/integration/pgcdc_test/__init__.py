@@ -1,0 +1,116 @@
+"""pgcdc_test - harness for pgcdc integration tests: throwaway PostgreSQL, Kafka test broker, pgcdc runs.
+
+A test script is a unittest module:
+
+    import pgcdc_test
+    from pgcdc_test import TestCase
+
+    class SnapshotTest(TestCase):
+        def test_rows_arrive(self):
+            pg = self.pg_cluster()
+            kafka = self.broker(topics={"cdc.public.t": 1})
+            cfg = self.write_config({...})
+            with self.start_pgcdc(["start", "-c", cfg]) as p: ...
+
+    if __name__ == "__main__":
+        pgcdc_test.main()
+
+Resources made through TestCase helpers are closed after each test; their
+logs (server log, pgcdc stderr) are printed when the test fails.
+"""
+
+import os
+import sys
+import unittest
+import uuid
+
+from . import util
+from .broker import (Broker, BrokerError, consume_all, make_producer, produce, topic_partitions,
+                     watermarks)
+from .pg import PgCluster, PgError, conninfo, lsn_int
+from .proc import PgcdcProcess, PgcdcResult, run_pgcdc, start_pgcdc, write_config
+from .util import TempDir, free_port, wait_until
+
+__all__ = [
+    "Broker", "BrokerError", "PgCluster", "PgError", "PgcdcProcess", "PgcdcResult", "TempDir",
+    "TestCase", "consume_all", "conninfo", "free_port", "lsn_int", "main", "make_producer",
+    "produce", "run_pgcdc", "start_pgcdc", "topic_partitions", "wait_until", "watermarks",
+    "write_config",
+]
+
+
+class TestCase(unittest.TestCase):
+    """unittest.TestCase with per-test resources and failure diagnostics."""
+
+    maxDiff = None
+
+    def setUp(self):
+        super().setUp()
+        self._diagnostics = []  # resources whose logs are shown if the test fails
+
+    def pg_cluster(self, settings=None, name="pg", start=True):
+        """A started PgCluster, stopped and removed after the test."""
+        pg = PgCluster(settings=settings, name=name, start=start)
+        self.addCleanup(pg.close)
+        pg.__enter__()
+        self._diagnostics.append(pg)
+        return pg
+
+    def broker(self, brokers=1, topics=None, **kw):
+        """A running Broker (test broker or PGCDC_TEST_BROKERS), stopped after the test."""
+        b = Broker(brokers=brokers, topics=topics, **kw)
+        self.addCleanup(b.close)
+        return b.__enter__()
+
+    @staticmethod
+    def unique(name):
+        """name plus a random suffix: topics, slots and groups that no earlier run
+        left behind (matters with a real Kafka in PGCDC_TEST_BROKERS)."""
+        return f"{name}_{uuid.uuid4().hex[:8]}"
+
+    def tmpdir(self):
+        """A fresh temp dir path, removed after the test."""
+        d = TempDir()
+        self.addCleanup(d.close)
+        return d.path
+
+    def write_config(self, settings, name="pgcdc.conf"):
+        """Write a pgcdc config file into a fresh temp dir; returns its path."""
+        return write_config(os.path.join(self.tmpdir(), name), settings)
+
+    def start_pgcdc(self, args, env=None, cwd=None, name="pgcdc"):
+        """start_pgcdc() whose process is killed after the test if still running."""
+        p = start_pgcdc(args, env=env, cwd=cwd, name=name)
+        self.addCleanup(p.close)
+        self._diagnostics.append(p)
+        return p
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        try:
+            return super().run(result)
+        finally:
+            if len(result.failures) + len(result.errors) > before:
+                self._print_diagnostics()
+
+    def _print_diagnostics(self):
+        for r in getattr(self, "_diagnostics", []):
+            if isinstance(r, PgCluster):
+                util.print_block(f"{r.name} server log tail", r.log_tail())
+            elif isinstance(r, PgcdcProcess):
+                r.report()
+
+
+def main(**kw):
+    """unittest.main() with signal handlers installed; exits non-zero on failure."""
+    util.install_signal_handlers()
+    kw.setdefault("verbosity", 2)
+    try:
+        unittest.main(**kw)
+    except KeyboardInterrupt as e:
+        util.cleanup_all()
+        print(f"interrupted: {e}", file=sys.stderr)
+        sig = util.caught_signal()
+        sys.exit(128 + sig if sig else 130)

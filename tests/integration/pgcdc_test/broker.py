@@ -1,0 +1,331 @@
+"""broker.py - the Kafka side of integration tests: test broker process and client helpers.
+
+    with Broker(brokers=3, topics={"t": 2}) as kafka:
+        produce(kafka.bootstrap, "t", b"v", key=b"k")
+        kafka.down(1); ...; kafka.up(1)
+        msgs = consume_all(kafka.bootstrap, ["t"], expect_count=1)
+
+Broker spawns PGCDC_TESTBROKER_BIN (librdkafka mock cluster) unless
+PGCDC_TEST_BROKERS names a real Kafka; then fault injection raises
+unittest.SkipTest.
+"""
+
+import os
+import select
+import signal
+import subprocess
+import time
+import unittest
+import uuid
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from . import util
+
+# Kafka protocol API keys and error codes for Broker.push_errors()
+API_PRODUCE = 0
+API_FETCH = 1
+API_METADATA = 3
+API_INIT_PRODUCER_ID = 22
+ERR_NOT_LEADER_FOR_PARTITION = 6
+ERR_REQUEST_TIMED_OUT = 7
+ERR_MSG_SIZE_TOO_LARGE = 10
+ERR_NOT_ENOUGH_REPLICAS = 19
+ERR_TOPIC_AUTHORIZATION_FAILED = 29
+ERR_OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+ERR_TRANSPORT = -195  # the broker drops the connection
+
+
+class BrokerError(Exception):
+    """The test broker answered `error: ...` or did not answer."""
+
+
+def _testbroker_bin():
+    b = os.environ.get("PGCDC_TESTBROKER_BIN")
+    if not b:
+        raise RuntimeError("PGCDC_TESTBROKER_BIN is not set (run the tests through meson)")
+    if not os.access(b, os.X_OK):
+        raise RuntimeError(f"test broker \"{b}\" is not executable (build it first)")
+    return b
+
+
+class Broker:
+    """A Kafka cluster for one test; a context manager.
+
+    brokers: number of mock brokers (ids 1..brokers).
+    topics: {name: partitions} created at start (auto-created topics get 4).
+    """
+
+    def __init__(self, brokers=1, topics=None, exit_on_eof=True, args=()):
+        self.brokers = brokers
+        self.topics = dict(topics or {})
+        self.exit_on_eof = exit_on_eof
+        self.extra_args = list(args)
+        self.real = bool(os.environ.get("PGCDC_TEST_BROKERS"))
+        self.bootstrap = os.environ.get("PGCDC_TEST_BROKERS") if self.real else None
+        self.proc = None
+        self._buf = b""
+
+    def __enter__(self):
+        util.install_signal_handlers()
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def start(self):
+        if self.real:
+            for name, parts in self.topics.items():
+                self.create_topic(name, parts)
+            return
+        argv = [_testbroker_bin(), "--brokers", str(self.brokers)] + self.extra_args
+        for name, parts in self.topics.items():
+            argv += ["--topic", f"{name}:{parts}"]
+        if self.exit_on_eof:
+            argv.append("--exit-on-eof")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     bufsize=0, preexec_fn=util.die_with_parent)
+        util.register_cleanup(self)
+        line = self._readline(10.0)
+        if not line.startswith("bootstrap="):
+            raise BrokerError(f"test broker did not print its bootstrap line, got {line!r}")
+        self.bootstrap = line[len("bootstrap="):]
+
+    def _readline(self, timeout):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BrokerError(f"test broker did not answer within {timeout:.0f}s")
+            r, _, _ = select.select([self.proc.stdout], [], [], left)
+            if not r:
+                continue
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                raise BrokerError(f"test broker exited (status {self.proc.poll()})")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return line.decode()
+
+    def command(self, cmd, timeout=10.0):
+        """Send one command line; return the text after `ok` or raise BrokerError."""
+        if self.real:
+            raise unittest.SkipTest(f"\"{cmd.split()[0]}\" needs the test broker, "
+                                    "not the real Kafka in PGCDC_TEST_BROKERS")
+        if self.proc is None or self.proc.poll() is not None:
+            raise BrokerError("test broker is not running")
+        self.proc.stdin.write((cmd + "\n").encode())
+        line = self._readline(timeout)
+        if line == "ok" or line.startswith("ok "):
+            return line[3:]
+        raise BrokerError(f"test broker: {cmd!r}: {line}")
+
+    # fault injection (test broker only)
+    def down(self, broker_id):
+        """Broker broker_id (1..N, or "all") drops connections and refuses new ones."""
+        self.command(f"down {broker_id}")
+
+    def up(self, broker_id):
+        self.command(f"up {broker_id}")
+
+    def rtt(self, broker_id, ms):
+        """Delay every response of broker_id by ms milliseconds (0 clears)."""
+        self.command(f"rtt {broker_id} {int(ms)}")
+
+    def set_leader(self, topic, partition, broker_id):
+        self.command(f"leader {topic} {partition} {broker_id}")
+
+    def push_errors(self, api_key, *errors):
+        """Fail the next len(errors) requests of api_key with these error codes, in order."""
+        self.command(f"errors {api_key} " + " ".join(str(int(e)) for e in errors))
+
+    def topic_error(self, topic, err):
+        self.command(f"topic-error {topic} {int(err)}")
+
+    def create_topic(self, name, partitions):
+        """Create a topic (works on real Kafka too)."""
+        if not self.real:
+            self.command(f"topic {name} {partitions}")
+            return
+        from confluent_kafka.admin import AdminClient, NewTopic
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        fut = admin.create_topics([NewTopic(name, partitions, 1)])[name]
+        try:
+            fut.result(30)
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+    def close(self):
+        """SIGTERM the test broker, SIGKILL after 5 s; safe to call twice."""
+        util.unregister_cleanup(self)
+        p, self.proc = self.proc, None
+        if p is None:
+            return
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for f in (p.stdin, p.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def __repr__(self):
+        return f"Broker(bootstrap={self.bootstrap!r})"
+
+
+# ---------------------------------------------------------------- clients
+
+def make_producer(bootstrap, conf=None):
+    """A confluent_kafka Producer for bootstrap with extra librdkafka conf."""
+    c = {"bootstrap.servers": bootstrap, "linger.ms": 5}
+    c.update(conf or {})
+    return Producer(c)
+
+
+def produce(bootstrap, topic, value=None, key=None, headers=None, partition=None,
+            timeout=30.0, conf=None):
+    """Produce one message and wait for its delivery report.
+
+    Returns {"partition", "offset"}; raises KafkaException on a failed delivery
+    and AssertionError if no report arrives in timeout seconds.
+    """
+    c = {"bootstrap.servers": bootstrap}
+    c.update(conf or {})
+    p = Producer(c)
+    result = {}
+
+    def on_delivery(err, msg):
+        result["err"] = err
+        result["msg"] = msg
+
+    kw = {"value": value, "key": key, "on_delivery": on_delivery}
+    if headers is not None:
+        kw["headers"] = headers
+    if partition is not None:
+        kw["partition"] = partition
+    p.produce(topic, **kw)
+    left = p.flush(timeout)
+    if left or "err" not in result:
+        raise AssertionError(f"no delivery report for a message to \"{topic}\" within "
+                             f"{timeout:.0f}s")
+    if result["err"] is not None:
+        raise KafkaException(result["err"])
+    return {"partition": result["msg"].partition(), "offset": result["msg"].offset()}
+
+
+def _consumer(bootstrap, conf=None):
+    c = {
+        "bootstrap.servers": bootstrap,
+        "group.id": "pgcdc-test-" + uuid.uuid4().hex,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": True,
+        "isolation.level": "read_committed",
+    }
+    c.update(conf or {})
+    return Consumer(c)
+
+
+def topic_partitions(bootstrap, topic, timeout=10.0, consumer=None):
+    """Partition ids of topic, or [] when it does not exist."""
+    c = consumer or _consumer(bootstrap)
+    try:
+        md = c.list_topics(topic, timeout=timeout)
+        t = md.topics.get(topic)
+        if t is None or t.error is not None:
+            return []
+        return sorted(t.partitions)
+    finally:
+        if consumer is None:
+            c.close()
+
+
+def watermarks(bootstrap, topic, timeout=10.0):
+    """{partition: (low, high)} for topic."""
+    c = _consumer(bootstrap)
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+                for p in topic_partitions(bootstrap, topic, consumer=c)}
+    finally:
+        c.close()
+
+
+def _msg_dict(m):
+    return {
+        "topic": m.topic(),
+        "partition": m.partition(),
+        "offset": m.offset(),
+        "key": m.key(),
+        "value": m.value(),
+        "headers": list(m.headers() or []),
+        "timestamp": m.timestamp()[1],
+    }
+
+
+def consume_all(bootstrap, topics, timeout=30.0, expect_count=None, idle=1.0, conf=None):
+    """Read topics from the beginning; returns a list of message dicts
+    {topic, partition, offset, key, value, headers [(name, bytes)], timestamp}
+    in arrival order (ordered per partition).
+
+    With expect_count: stops as soon as that many messages arrived, or at
+    timeout with fewer (the caller asserts the count); waits for topics that
+    do not exist yet. Without: stops when every partition is at its end and
+    nothing arrived for idle seconds. Partitions are assigned directly (no
+    group rebalance delay).
+    """
+    if isinstance(topics, str):
+        topics = [topics]
+    deadline = time.monotonic() + timeout
+    c = _consumer(bootstrap, conf)
+    out = []
+    try:
+        assignment = []
+        pending = list(topics)
+        while pending:
+            for t in list(pending):
+                parts = topic_partitions(bootstrap, t, consumer=c,
+                                         timeout=max(0.1, min(5.0, deadline - time.monotonic())))
+                if parts:
+                    assignment += [TopicPartition(t, p, -2) for p in parts]  # -2: beginning
+                    pending.remove(t)
+            if not pending or expect_count is None or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        if not assignment:
+            return out
+        c.assign(assignment)
+        at_end = set()
+        all_parts = {(tp.topic, tp.partition) for tp in assignment}
+        last_activity = time.monotonic()
+        while time.monotonic() < deadline:
+            if expect_count is not None and len(out) >= expect_count:
+                break
+            m = c.poll(0.1)
+            if m is None:
+                if (expect_count is None and at_end >= all_parts
+                        and time.monotonic() - last_activity >= idle):
+                    break
+                continue
+            if m.error() is not None:
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add((m.topic(), m.partition()))
+                    continue
+                raise KafkaException(m.error())
+            at_end.discard((m.topic(), m.partition()))
+            last_activity = time.monotonic()
+            out.append(_msg_dict(m))
+    finally:
+        c.close()
+    return out
