@@ -12,8 +12,8 @@
 /* Producer defaults pgcdc applies unless the configuration sets them. */
 #define CDC_KAFKA_DEFAULTS_INIT                                                                    \
     {                                                                                              \
-        {"enable.idempotence", "true"}, {"acks", "all"}, {"partitioner", "murmur2_random"},        \
-            {"message.timeout.ms", "0"}, {"queue.buffering.max.messages", "1000000"},              \
+        {"enable.idempotence", "true"}, {"acks", "all"}, {"message.timeout.ms", "0"},              \
+            {"queue.buffering.max.messages", "1000000"},                                           \
     }
 
 /*
@@ -42,9 +42,10 @@ typedef struct cdc_kafka_header {
  * for every message sent, in the order Kafka acknowledged them. err is
  * CDC_OK on success; otherwise CDC_EKAFKAFATAL for a permanent refusal
  * (message too large, not authorized, unknown topic) or CDC_EKAFKA, and
- * reason holds librdkafka's message. seq is the value given to send().
+ * reason holds librdkafka's message. seq is the value given to send(), bytes
+ * the key plus value length.
  */
-typedef void (*cdc_delivery_fn)(void *ctx, uint64_t seq, int err, const char *reason);
+typedef void (*cdc_delivery_fn)(void *ctx, uint64_t seq, size_t bytes, int err, const char *reason);
 
 /*
  * Create the producer from the kafka.* configuration with pgcdc's defaults
@@ -65,6 +66,13 @@ int cdc_producer_send(cdc_producer *p, const char *topic, int32_t partition, con
                       size_t keylen, const void *value, size_t valuelen,
                       const cdc_kafka_header *headers, size_t nheaders, uint64_t seq,
                       cdc_error *err);
+
+/*
+ * Partitioning installed by cdc_producer_new() unless kafka.partitioner is
+ * set: a keyed message goes to murmur2(key) (as the Java client), a message
+ * with a null key to murmur2(topic name), so every keyless event of a table
+ * lands in one partition and keeps its order.
+ */
 
 /* Serve delivery reports and errors, waiting up to timeout_ms. Returns events served. */
 int cdc_producer_poll(cdc_producer *p, int timeout_ms);
@@ -90,8 +98,46 @@ int32_t cdc_kafka_murmur2_partition(const void *key, size_t keylen, int32_t coun
  */
 int cdc_producer_fatal(cdc_producer *p, cdc_error *err);
 
-/* Wait up to timeout_ms for all messages to be delivered; then free. NULL is fine. */
+/*
+ * Wait up to flush_timeout_ms for queued messages, drop what is left (its
+ * delivery reports are not passed on), and free. NULL is fine.
+ */
 void cdc_producer_free(cdc_producer *p, int flush_timeout_ms);
+
+/* ------------------------------------------------------------------------
+ * Consumer (pgcdc tail)
+ * ------------------------------------------------------------------------ */
+
+typedef struct cdc_consumer cdc_consumer;
+
+#define CDC_KAFKA_MAX_HEADERS 16
+
+/* A consumed message; everything is borrowed until the next cdc_consumer_next(). */
+typedef struct cdc_kafka_msg {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms; /* -1 when the broker gave none */
+    const void *key;      /* NULL for a null key */
+    size_t keylen;
+    const void *value; /* NULL for a tombstone */
+    size_t valuelen;
+    cdc_kafka_header headers[CDC_KAFKA_MAX_HEADERS];
+    size_t nheaders;
+} cdc_kafka_msg;
+
+/*
+ * Subscribe to topics (names, or regular expressions starting with '^') in a
+ * throwaway consumer group that commits nothing; from_beginning starts at the
+ * oldest message, otherwise at the end.
+ */
+int cdc_consumer_new(const cdc_config *cfg, const char *const *topics, size_t ntopics,
+                     bool from_beginning, cdc_consumer **ret, cdc_error *err);
+/* Wait up to timeout_ms: 1 and *ret filled, 0 when nothing came, or an error. */
+int cdc_consumer_next(cdc_consumer *c, int timeout_ms, cdc_kafka_msg *ret, cdc_error *err);
+/* True once every assigned partition has been read to its end. */
+bool cdc_consumer_at_end(const cdc_consumer *c);
+void cdc_consumer_free(cdc_consumer *c);
 
 /* librdkafka's version string, e.g. "2.0.2". Borrowed, static. */
 const char *cdc_kafka_version(void);

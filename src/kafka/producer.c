@@ -18,7 +18,7 @@ struct cdc_producer {
     size_t ntopics;
     int fatal; /* a fatal error was raised */
     char fatal_reason[1024];
-    int64_t last_transport_log; /* rate limit for "broker down" logs */
+    bool closing; /* being freed: delivery reports are dropped */
 };
 
 /* ------------------------------------------------------------------------
@@ -47,12 +47,15 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     (void)rk;
     cdc_producer *p = opaque;
     uint64_t seq = (uint64_t)(uintptr_t)m->_private;
+    size_t bytes = m->len + m->key_len;
+    if (p->closing)
+        return;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        p->on_delivery(p->ctx, seq, CDC_OK, NULL);
+        p->on_delivery(p->ctx, seq, bytes, CDC_OK, NULL);
         return;
     }
     int code = is_permanent(m->err) ? CDC_EKAFKAFATAL : CDC_EKAFKA;
-    p->on_delivery(p->ctx, seq, code, rd_kafka_err2str(m->err));
+    p->on_delivery(p->ctx, seq, bytes, code, rd_kafka_err2str(m->err));
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -75,6 +78,22 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         return;
     }
     cdc_log_warning("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static uint32_t murmur2(const uint8_t *data, size_t len);
+
+/* murmur2 of the key, or of the topic name for a null key (see kafka.h). */
+static int32_t partitioner_cb(const rd_kafka_topic_t *rkt, const void *key, size_t keylen,
+                              int32_t partition_cnt, void *rkt_opaque, void *msg_opaque)
+{
+    (void)rkt_opaque;
+    (void)msg_opaque;
+    if (key == NULL) {
+        const char *name = rd_kafka_topic_name(rkt);
+        key = name;
+        keylen = strlen(name);
+    }
+    return (int32_t)((murmur2(key, keylen) & 0x7fffffffu) % (uint32_t)partition_cnt);
 }
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -113,6 +132,17 @@ int cdc_producer_new(const cdc_config *cfg, cdc_delivery_fn on_delivery, void *c
     }
     p->on_delivery = on_delivery;
     p->ctx = ctx;
+    if (cdc_config_kafka_get(cfg, "partitioner") == NULL) {
+        /* topic-level kafka.* properties (acks, ...) already live in conf's default topic conf */
+        rd_kafka_topic_conf_t *tconf = rd_kafka_conf_get_default_topic_conf(conf);
+        if (tconf != NULL) {
+            rd_kafka_topic_conf_set_partitioner_cb(tconf, partitioner_cb);
+        } else {
+            tconf = rd_kafka_topic_conf_new();
+            rd_kafka_topic_conf_set_partitioner_cb(tconf, partitioner_cb);
+            rd_kafka_conf_set_default_topic_conf(conf, tconf); /* conf now owns tconf */
+        }
+    }
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
@@ -261,6 +291,12 @@ void cdc_producer_free(cdc_producer *p, int flush_timeout_ms)
         return;
     if (flush_timeout_ms > 0)
         rd_kafka_flush(p->rk, flush_timeout_ms);
+    p->closing = true;
+    if (rd_kafka_outq_len(p->rk) > 0) {
+        /* with no message timeout, destroy would wait for a broker that may never return */
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(p->rk, 0);
+    }
     rd_kafka_destroy(p->rk);
     for (size_t i = 0; i < p->ntopics; i++)
         free(p->topics[i].name);

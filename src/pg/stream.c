@@ -108,12 +108,17 @@ static int identify_system(cdc_stream *s, cdc_error *err)
 /* Check the slot with SQL (allowed on replication=database connections since PG 10). */
 static int check_slot(cdc_stream *s, const char *slot, cdc_error *err)
 {
-    const char *params[1] = {slot};
-    PGresult *res = cdc_pg_execp(s->conn, "look up the replication slot",
-                                 "SELECT plugin, slot_type, database, active, active_pid, "
-                                 "confirmed_flush_lsn FROM pg_catalog.pg_replication_slots "
-                                 "WHERE slot_name = $1",
-                                 1, params, err);
+    /* replication connections speak the simple query protocol only: quote by hand */
+    char *lit = cdc_pg_quote_literal(s->conn, slot);
+    char sql[1024];
+    if (lit == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    snprintf(sql, sizeof(sql),
+             "SELECT plugin, slot_type, database, active, active_pid, confirmed_flush_lsn "
+             "FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
+             lit);
+    free(lit);
+    PGresult *res = cdc_pg_exec(s->conn, "look up the replication slot", sql, err);
     if (res == NULL)
         return CDC_EPG;
     int rc = 0;

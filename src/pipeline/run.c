@@ -1,0 +1,403 @@
+/* run.c - the main loop: replication stream -> decoder -> sink; watermark -> checkpoint -> flush */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgcdc/checkpoint.h"
+#include "pgcdc/crashpoint.h"
+#include "pgcdc/log.h"
+#include "pgcdc/pgoutput.h"
+#include "pgcdc/pipeline.h"
+#include "pgcdc/stream.h"
+
+static volatile sig_atomic_t stop_requested;
+
+void cdc_run_request_stop(void)
+{
+    stop_requested = 1;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* State shared by the loop and the decoder callbacks. */
+typedef struct run_state {
+    const cdc_run_opts *opts;
+    cdc_sink *sink;
+    cdc_tracker *tracker;
+    cdc_stream *stream;
+    cdc_pgo_decoder *dec;
+    cdc_checkpoint ckpt;  /* identity fields filled at start; lsn = durable */
+    cdc_lsn durable;      /* last checkpoint written (what the server may forget) */
+    cdc_lsn received;     /* highest WAL end seen */
+    uint64_t cur_seq;     /* tracker transaction of the open transaction, 0 if none */
+    int64_t last_ckpt_ms; /* when the checkpoint was last written */
+    bool endpos_reached;  /* nothing more to read */
+    bool reply_pending;   /* the server asked for a status update */
+    uint64_t events;      /* events handed to the sink */
+    cdc_error cb_err;     /* error raised inside a decoder callback */
+} run_state;
+
+/* ------------------------------------------------------------------------
+ * Decoder callbacks
+ * ------------------------------------------------------------------------ */
+
+static int on_begin(const cdc_event_txn *txn, void *arg)
+{
+    run_state *st = arg;
+    (void)txn;
+    st->cur_seq = cdc_tracker_open(st->tracker);
+    if (st->cur_seq == 0)
+        return cdc_err(&st->cb_err, CDC_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int on_event(const cdc_event *ev, void *arg)
+{
+    run_state *st = arg;
+    uint64_t seq = st->cur_seq;
+    bool standalone = seq == 0; /* a non-transactional message between transactions */
+    if (standalone && (seq = cdc_tracker_open(st->tracker)) == 0)
+        return cdc_err(&st->cb_err, CDC_ENOMEM, "out of memory");
+    int rc = st->sink->ops->event(st->sink, ev, seq, &st->cb_err);
+    if (rc < 0)
+        return rc;
+    st->events++;
+    if (standalone) {
+        /* Its own LSN: a restart from there does not lose it (it may repeat it). */
+        cdc_tracker_close(st->tracker, seq, ev->message.lsn ? ev->message.lsn : ev->lsn);
+    }
+    return 0;
+}
+
+static int on_commit(const cdc_event_txn *txn, void *arg)
+{
+    run_state *st = arg;
+    if (st->sink->ops->commit) {
+        int rc = st->sink->ops->commit(st->sink, txn, st->cur_seq, &st->cb_err);
+        if (rc < 0)
+            return rc;
+    }
+    cdc_tracker_close(st->tracker, st->cur_seq, txn->end_lsn);
+    st->cur_seq = 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Checkpoint and status
+ * ------------------------------------------------------------------------ */
+
+static int write_checkpoint(run_state *st, cdc_error *err)
+{
+    cdc_lsn w = cdc_tracker_watermark(st->tracker);
+    if (w <= st->durable)
+        return 0;
+    st->ckpt.lsn = w;
+    st->ckpt.written_at_ms = 0;
+    int rc = cdc_ckpt_write(st->opts->cfg->checkpoint_path, &st->ckpt, err);
+    if (rc < 0) {
+        cdc_err_hint(err, "the previous checkpoint is intact and the slot was not advanced; fix "
+                          "checkpoint.path and restart");
+        return rc;
+    }
+    st->durable = w;
+    st->last_ckpt_ms = cdc_now_ms();
+    cdc_log_debug("checkpoint at " CDC_LSN_FMT, CDC_LSN_ARGS(w));
+    return 0;
+}
+
+static int send_status(run_state *st, cdc_error *err)
+{
+    st->reply_pending = false;
+    /* write = flush: keeps the walsender sending keepalives while we are behind it */
+    return cdc_stream_send_status(st->stream, st->durable, st->durable, false, err);
+}
+
+/* ------------------------------------------------------------------------
+ * Start: checkpoint and slot agreement
+ * ------------------------------------------------------------------------ */
+
+static int check_checkpoint(run_state *st, const cdc_checkpoint *saved, cdc_error *err)
+{
+    const cdc_system_info *sys = cdc_stream_system(st->stream);
+    const cdc_config *cfg = st->opts->cfg;
+    const char *path = cfg->checkpoint_path;
+    if (saved->system_id != sys->system_id) {
+        cdc_err(err, CDC_EMISMATCH,
+                "checkpoint \"%s\" belongs to another server (system identifier %llu, this "
+                "server is %llu)",
+                path, (unsigned long long)saved->system_id, (unsigned long long)sys->system_id);
+        cdc_err_hint(err, "point checkpoint.path at this server's checkpoint, or remove the file "
+                          "to start from the slot's position");
+        return CDC_EMISMATCH;
+    }
+    if (strcmp(saved->database, sys->dbname) != 0 || strcmp(saved->slot, cfg->slot_name) != 0) {
+        cdc_err(err, CDC_EMISMATCH,
+                "checkpoint \"%s\" belongs to slot \"%s\" in database \"%s\", not slot \"%s\" in "
+                "database \"%s\"",
+                path, saved->slot, saved->database, cfg->slot_name, sys->dbname);
+        cdc_err_hint(err, "each slot needs its own checkpoint.path; remove the file to start "
+                          "from the slot's position");
+        return CDC_EMISMATCH;
+    }
+    cdc_lsn confirmed = cdc_stream_slot_confirmed(st->stream);
+    if (saved->lsn < confirmed) {
+        cdc_err(err, CDC_EMISMATCH,
+                "checkpoint " CDC_LSN_FMT " in \"%s\" is behind slot \"%s\" (confirmed " CDC_LSN_FMT
+                ")",
+                CDC_LSN_ARGS(saved->lsn), path, cfg->slot_name, CDC_LSN_ARGS(confirmed));
+        cdc_err_detail(err, "changes between the two positions were consumed by something else "
+                            "(another consumer of the slot, or the slot was recreated) and cannot "
+                            "be replayed");
+        cdc_err_hint(err, "to accept the gap and continue from the slot, remove the checkpoint "
+                          "file; to capture everything, recreate the slot and take a snapshot");
+        return CDC_EMISMATCH;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * The loop
+ * ------------------------------------------------------------------------ */
+
+/* Peek at a Begin payload's final LSN (big-endian at offset 1). */
+static bool begin_final_lsn(const uint8_t *p, size_t len, cdc_lsn *ret)
+{
+    if (len < 9 || p[0] != 'B')
+        return false;
+    cdc_lsn v = 0;
+    for (int i = 1; i <= 8; i++)
+        v = (v << 8) | p[i];
+    *ret = v;
+    return true;
+}
+
+/* Read and dispatch up to a batch of messages; returns messages handled or an error. */
+static int read_batch(run_state *st, cdc_error *err)
+{
+    int handled = 0;
+    const cdc_run_opts *o = st->opts;
+    while (handled < 1024 && !st->endpos_reached && !stop_requested &&
+           !st->sink->ops->busy(st->sink)) {
+        cdc_stream_msg m;
+        int r = cdc_stream_next(st->stream, &m, err);
+        if (r <= 0)
+            return r < 0 ? r : handled;
+        handled++;
+        bool in_txn = cdc_pgo_decoder_txn(st->dec) != NULL;
+        if (m.kind == CDC_STREAM_KEEPALIVE) {
+            if (m.wal_end > st->received)
+                st->received = m.wal_end;
+            if (m.reply_requested)
+                st->reply_pending = true;
+            if (!in_txn && cdc_tracker_advance_idle(st->tracker, m.wal_end))
+                cdc_log_debug("idle: watermark moves to " CDC_LSN_FMT, CDC_LSN_ARGS(m.wal_end));
+            if (o->has_endpos && !in_txn && m.wal_end >= o->endpos)
+                st->endpos_reached = true;
+            continue;
+        }
+        if (o->has_endpos && !in_txn) {
+            cdc_lsn final;
+            if ((begin_final_lsn(m.data, m.len, &final) && final > o->endpos) ||
+                m.wal_start > o->endpos) {
+                st->endpos_reached = true;
+                break;
+            }
+        }
+        cdc_err_clear(&st->cb_err);
+        int rc = cdc_pgo_decoder_feed(st->dec, m.data, m.len, m.wal_start, err);
+        if (rc < 0) {
+            if (st->cb_err.code && err && err->code == 0)
+                *err = st->cb_err;
+            return rc;
+        }
+        if (m.wal_end > st->received)
+            st->received = m.wal_end;
+    }
+    return handled;
+}
+
+/* Wait for socket input/output or a timeout. */
+static int wait_io(run_state *st, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = cdc_stream_fd(st->stream), .events = 0};
+    if (!st->endpos_reached && !st->sink->ops->busy(st->sink))
+        pfd.events |= POLLIN;
+    if (cdc_stream_want_write(st->stream))
+        pfd.events |= POLLOUT;
+    int r = poll(&pfd, 1, timeout_ms);
+    if (r < 0 && errno != EINTR)
+        return -1;
+    return 0;
+}
+
+static int drain(run_state *st, int64_t timeout_ms, cdc_error *err)
+{
+    int64_t deadline = cdc_now_ms() + timeout_ms;
+    while (cdc_tracker_inflight(st->tracker) > 0) {
+        int64_t left = deadline - cdc_now_ms();
+        if (left <= 0) {
+            cdc_err(err, CDC_ETIMEOUT,
+                    "%llu messages still undelivered after shutdown.timeout; the checkpoint "
+                    "stays at " CDC_LSN_FMT,
+                    (unsigned long long)cdc_tracker_inflight(st->tracker),
+                    CDC_LSN_ARGS(cdc_tracker_watermark(st->tracker)));
+            cdc_err_hint(err, "they are sent again on the next start");
+            return CDC_ETIMEOUT;
+        }
+        int rc = st->sink->ops->poll(st->sink, left > 100 ? 100 : (int)left, err);
+        if (rc < 0)
+            return rc;
+        /* keep the server from timing us out while we wait */
+        if (cdc_now_ms() - cdc_stream_last_status_ms(st->stream) >= st->opts->cfg->status_interval)
+            if ((rc = send_status(st, err)) < 0)
+                return rc;
+    }
+    return 0;
+}
+
+static int loop(run_state *st, cdc_error *err)
+{
+    const cdc_config *cfg = st->opts->cfg;
+    int rc = 0;
+    while (!stop_requested) {
+        int n = read_batch(st, err);
+        if (n < 0)
+            return n;
+        if ((rc = st->sink->ops->poll(st->sink, 0, err)) < 0)
+            return rc;
+
+        int64_t now = cdc_now_ms();
+        cdc_lsn w = cdc_tracker_watermark(st->tracker);
+        bool done = st->endpos_reached && cdc_tracker_idle(st->tracker);
+        if (w > st->durable && (done || now - st->last_ckpt_ms >= cfg->checkpoint_interval)) {
+            if ((rc = write_checkpoint(st, err)) < 0)
+                return rc;
+            st->reply_pending = true; /* tell the server promptly */
+        }
+        if (st->reply_pending ||
+            now - cdc_stream_last_status_ms(st->stream) >= cfg->status_interval)
+            if ((rc = send_status(st, err)) < 0)
+                return rc;
+        if (cdc_stream_want_write(st->stream) && cdc_stream_flush(st->stream, err) < 0)
+            return CDC_EPG;
+        if (done)
+            return 0;
+        if (n > 0)
+            continue;
+
+        /* Nothing buffered: sleep until input, the next status update, or a delivery. */
+        int64_t until_status = cfg->status_interval - (now - cdc_stream_last_status_ms(st->stream));
+        int timeout = until_status < 0 ? 0 : until_status > 1000 ? 1000 : (int)until_status;
+        if (cdc_tracker_inflight(st->tracker) > 0 || w > st->durable)
+            timeout = timeout > 5 ? 5 : timeout;
+        if (wait_io(st, timeout) < 0)
+            return cdc_err(err, CDC_EIO, "poll failed: %s", strerror(errno));
+    }
+    return 0;
+}
+
+int cdc_run(const cdc_run_opts *opts, cdc_error *err)
+{
+    const cdc_config *cfg = opts->cfg;
+    run_state st = {.opts = opts, .sink = opts->sink};
+    cdc_checkpoint saved;
+    bool have_ckpt = false;
+    int rc = cdc_ckpt_read(cfg->checkpoint_path, &saved, err);
+    if (rc == 0) {
+        have_ckpt = true;
+    } else if (rc == CDC_ENOTFOUND) {
+        if (opts->require_checkpoint) {
+            cdc_err(err, CDC_ENOTFOUND, "no checkpoint at \"%s\"", cfg->checkpoint_path);
+            cdc_err_hint(err, "\"pgcdc resume\" continues an earlier run; use \"pgcdc start\" for "
+                              "a first run, or fix checkpoint.path");
+            return CDC_ENOTFOUND;
+        }
+    } else {
+        return rc;
+    }
+
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    stop_requested = 0;
+
+    cdc_stream_opts so = {
+        .dsn = cfg->source_dsn,
+        .slot = cfg->slot_name,
+        .publication = cfg->publication_name,
+        .start_lsn = have_ckpt ? saved.lsn : CDC_INVALID_LSN,
+    };
+    if ((rc = cdc_stream_open(&so, &st.stream, err)) < 0)
+        return rc;
+    const cdc_system_info *sys = cdc_stream_system(st.stream);
+    if (have_ckpt && (rc = check_checkpoint(&st, &saved, err)) < 0)
+        goto out;
+
+    cdc_lsn start = have_ckpt ? saved.lsn : cdc_stream_slot_confirmed(st.stream);
+    st.ckpt = (cdc_checkpoint){.version = CDC_CKPT_FORMAT_VERSION,
+                               .system_id = sys->system_id,
+                               .timeline = sys->timeline,
+                               .lsn = start};
+    snprintf(st.ckpt.database, sizeof(st.ckpt.database), "%s", sys->dbname);
+    snprintf(st.ckpt.slot, sizeof(st.ckpt.slot), "%s", cfg->slot_name);
+    st.durable = start;
+    st.last_ckpt_ms = cdc_now_ms();
+    st.tracker = cdc_tracker_new(start);
+    cdc_pgo_handler h = {.begin = on_begin, .event = on_event, .commit = on_commit, .arg = &st};
+    if (st.tracker == NULL) {
+        rc = cdc_err(err, CDC_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = cdc_pgo_decoder_new(&h, &st.dec, err)) < 0)
+        goto out;
+    st.sink->tracker = st.tracker;
+    if (st.sink->ops->open && (rc = st.sink->ops->open(st.sink, sys->dbname, err)) < 0)
+        goto out;
+
+    cdc_log_info("streaming from slot \"%s\" publication \"%s\" database \"%s\" at " CDC_LSN_FMT
+                 " (%s)",
+                 cfg->slot_name, cfg->publication_name, sys->dbname, CDC_LSN_ARGS(start),
+                 have_ckpt ? "checkpoint" : "slot position");
+    if (opts->has_endpos && start >= opts->endpos) {
+        st.endpos_reached = true;
+        cdc_log_info("already at or past endpos " CDC_LSN_FMT, CDC_LSN_ARGS(opts->endpos));
+    }
+
+    rc = loop(&st, err);
+    if (rc == 0 && stop_requested)
+        cdc_log_info("stopping: waiting for outstanding deliveries");
+
+    /* Whatever happened, keep what is delivered: checkpoint it, then tell the server. */
+    {
+        cdc_error derr = {0};
+        int drc = 0;
+        if (rc == 0 || rc == CDC_EPG || rc == CDC_EINTERRUPTED)
+            drc = drain(&st, cfg->shutdown_timeout, &derr);
+        int wrc = write_checkpoint(&st, rc == 0 && drc == 0 ? err : &derr);
+        cdc_crashpoint("shutdown-after-checkpoint");
+        if (wrc == 0 && rc != CDC_EPG && rc != CDC_EINTERRUPTED)
+            send_status(&st, &derr);
+        if (rc == 0 && drc < 0) {
+            *err = derr;
+            rc = drc;
+        } else if (rc == 0 && wrc < 0) {
+            rc = wrc;
+        }
+    }
+    if (rc == 0)
+        cdc_log_info("stopped at " CDC_LSN_FMT " after %llu events", CDC_LSN_ARGS(st.durable),
+                     (unsigned long long)st.events);
+out:
+    cdc_stream_close(st.stream);
+    cdc_pgo_decoder_free(st.dec);
+    cdc_tracker_free(st.tracker);
+    return rc;
+}
