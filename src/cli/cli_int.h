@@ -57,5 +57,6 @@ typedef int (*cdc_cli_run_fn)(const cdc_cli_args *args, const cdc_config *cfg, c
 int cdc_cmd_config(const cdc_cli_args *args, const cdc_config *cfg, cdc_error *err);
 int cdc_cmd_start(const cdc_cli_args *args, const cdc_config *cfg, cdc_error *err);
 int cdc_cmd_resume(const cdc_cli_args *args, const cdc_config *cfg, cdc_error *err);
+int cdc_cmd_tail(const cdc_cli_args *args, const cdc_config *cfg, cdc_error *err);
 
 #endif

@@ -42,7 +42,7 @@ static const cdc_cli_cmd commands[] = {
     {"teardown", OPT_CONFIG | OPT_YES, NULL,
      "drop the replication slot and the publication",
      CONFIG_HELP "      --yes              do not ask for confirmation\n"},
-    {"tail", OPT_CONFIG | OPT_TOPIC | OPT_FROM_BEGIN | OPT_MAX | OPT_FOLLOW, NULL,
+    {"tail", OPT_CONFIG | OPT_TOPIC | OPT_FROM_BEGIN | OPT_MAX | OPT_FOLLOW, cdc_cmd_tail,
      "consume pgcdc topics and print one NDJSON line per message",
      CONFIG_HELP "      --topic TOPIC      topic to read (repeatable; default: all <prefix>.*)\n"
                  "      --from-beginning   start at the oldest message, not the newest\n"

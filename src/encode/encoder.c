@@ -1,0 +1,272 @@
+/* encoder.c - the encoder interface: settings, argument checks, dispatch to json.c / protobuf.c */
+#include "pgcdc/encode.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "encode_int.h"
+
+/* ---------------------------------------------------------------------------
+ * Type OIDs
+ * ------------------------------------------------------------------------- */
+
+/*
+ * Built-in type OIDs (pg_type.dat) and their representation. Sorted by OID
+ * for the binary search below; the unit tests check the order. A type that
+ * is not here is sent in its text form.
+ */
+static const struct {
+    uint32_t oid;
+    cdc_enc_kind kind;
+} cdc_enc_types[] = {
+    {16, CDC_ENC_KIND_BOOL},      /* bool */
+    {17, CDC_ENC_KIND_BYTEA},     /* bytea */
+    {20, CDC_ENC_KIND_INT},       /* int8 */
+    {21, CDC_ENC_KIND_INT},       /* int2 */
+    {23, CDC_ENC_KIND_INT},       /* int4 */
+    {26, CDC_ENC_KIND_INT},       /* oid */
+    {700, CDC_ENC_KIND_FLOAT},    /* float4 */
+    {701, CDC_ENC_KIND_FLOAT},    /* float8 */
+    {1700, CDC_ENC_KIND_NUMERIC}, /* numeric */
+};
+
+#define CDC_ENC_NTYPES (sizeof(cdc_enc_types) / sizeof(cdc_enc_types[0]))
+
+cdc_enc_kind cdc_enc__kind(uint32_t type_oid)
+{
+    size_t lo = 0, hi = CDC_ENC_NTYPES;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cdc_enc_types[mid].oid == type_oid)
+            return cdc_enc_types[mid].kind;
+        if (cdc_enc_types[mid].oid < type_oid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return CDC_ENC_KIND_TEXT;
+}
+
+/* ---------------------------------------------------------------------------
+ * UTF-8
+ * ------------------------------------------------------------------------- */
+
+size_t cdc_enc__utf8_seq(const unsigned char *p, size_t left)
+{
+    unsigned char c = p[0];
+    unsigned char lo = 0x80, hi = 0xBF;
+    size_t n;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* no overlongs */
+        else if (c == 0xED)
+            hi = 0x9F; /* no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0)
+            lo = 0x90; /* no overlongs */
+        else if (c == 0xF4)
+            hi = 0x8F; /* nothing above U+10FFFF */
+    } else
+        return 0;
+    if (left < n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return n;
+}
+
+bool cdc_enc__utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        /* 8 ASCII bytes at a time */
+        uint64_t x;
+        while (i + 8 <= n && (memcpy(&x, p + i, 8), (x & UINT64_C(0x8080808080808080)) == 0))
+            i += 8;
+        if (i == n)
+            break;
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = cdc_enc__utf8_seq(p + i, n - i);
+        if (k == 0)
+            return false;
+        i += k;
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------------------
+ * Row values
+ * ------------------------------------------------------------------------- */
+
+const cdc_event_value *cdc_enc__value(const cdc_event *ev, const cdc_event_value *row, size_t i)
+{
+    const cdc_event_value *v = &row[i];
+    if (v->state != CDC_EVENT_UNCHANGED_TOAST || row != ev->after || ev->before == NULL)
+        return v;
+    bool have = ev->before_image == CDC_EVENT_IMAGE_FULL;
+    for (size_t k = 0; !have && ev->before_image == CDC_EVENT_IMAGE_KEY && k < ev->nkeys; k++)
+        have = ev->keys[k] == i;
+    if (have && ev->before[i].state != CDC_EVENT_UNCHANGED_TOAST)
+        return &ev->before[i];
+    return v;
+}
+
+/* ---------------------------------------------------------------------------
+ * Public interface
+ * ------------------------------------------------------------------------- */
+
+static char *cdc_enc_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+int cdc_encoder_new(const cdc_config *cfg, const cdc_source_info *src, cdc_encoder **ret,
+                    cdc_error *err)
+{
+    if (cfg == NULL || src == NULL || ret == NULL || src->name == NULL || src->db == NULL ||
+        src->version == NULL)
+        return cdc_err(err, CDC_EINVAL, "encoder needs a configuration and source names");
+    if (cfg->format != CDC_FORMAT_JSON && cfg->format != CDC_FORMAT_PROTOBUF)
+        return cdc_err(err, CDC_EINVAL, "unknown message format %d", cfg->format);
+    if (cfg->binary_handling_mode != CDC_BINARY_BASE64 &&
+        cfg->binary_handling_mode != CDC_BINARY_HEX)
+        return cdc_err(err, CDC_EINVAL, "unknown binary.handling.mode %d",
+                       cfg->binary_handling_mode);
+    if (cfg->decimal_handling_mode != CDC_DECIMAL_STRING &&
+        cfg->decimal_handling_mode != CDC_DECIMAL_DOUBLE &&
+        cfg->decimal_handling_mode != CDC_DECIMAL_PRECISE)
+        return cdc_err(err, CDC_EINVAL, "unknown decimal.handling.mode %d",
+                       cfg->decimal_handling_mode);
+
+    cdc_encoder *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory creating the encoder");
+    e->format = cfg->format;
+    e->decimal_mode = cfg->decimal_handling_mode;
+    e->binary_mode = cfg->binary_handling_mode;
+    const char *ph = cfg->unavailable_value_placeholder ? cfg->unavailable_value_placeholder : "";
+    e->name = cdc_enc_strdup(src->name);
+    e->db = cdc_enc_strdup(src->db);
+    e->version = cdc_enc_strdup(src->version);
+    e->placeholder = cdc_enc_strdup(ph);
+    if (e->name == NULL || e->db == NULL || e->version == NULL || e->placeholder == NULL) {
+        cdc_encoder_free(e);
+        return cdc_err(err, CDC_ENOMEM, "out of memory creating the encoder");
+    }
+    e->placeholder_len = strlen(e->placeholder);
+
+    int rc = e->format == CDC_FORMAT_JSON ? cdc_enc__json_init(e, err) : cdc_enc__pb_init(e, err);
+    if (rc < 0) {
+        cdc_encoder_free(e);
+        return rc;
+    }
+    *ret = e;
+    return 0;
+}
+
+void cdc_encoder_free(cdc_encoder *e)
+{
+    if (e == NULL)
+        return;
+    cdc_enc__pb_free(e);
+    cdc_buf_free(&e->json_src_head);
+    cdc_buf_free(&e->json_src_db);
+    cdc_buf_free(&e->json_toast_text);
+    cdc_buf_free(&e->json_toast_bin);
+    cdc_buf_free(&e->scratch);
+    free(e->name);
+    free(e->db);
+    free(e->version);
+    free(e->placeholder);
+    free(e);
+}
+
+static bool cdc_enc_is_row_op(cdc_event_op op)
+{
+    return op == CDC_EVENT_INSERT || op == CDC_EVENT_UPDATE || op == CDC_EVENT_DELETE ||
+           op == CDC_EVENT_READ;
+}
+
+int cdc_encoder_key(cdc_encoder *e, const cdc_event *ev, int image, cdc_buf *out, bool *ret_null,
+                    cdc_error *err)
+{
+    const cdc_event_value *img = NULL, *other = NULL;
+
+    if (ev->op == CDC_EVENT_TRUNCATE || (cdc_enc_is_row_op(ev->op) && ev->nkeys == 0)) {
+        *ret_null = true;
+        return 0;
+    }
+    if (cdc_enc_is_row_op(ev->op)) {
+        if (image != CDC_KEY_AFTER && image != CDC_KEY_BEFORE)
+            return cdc_err(err, CDC_EINVAL, "unknown key image %d", image);
+        img = image == CDC_KEY_AFTER ? ev->after : ev->before;
+        other = image == CDC_KEY_AFTER ? ev->before : ev->after;
+        if (img == NULL)
+            return cdc_err(err, CDC_EINVAL, "%s event on \"%s.%s\" has no %s image for its key",
+                           cdc_event_op_name(ev->op), ev->schema ? ev->schema : "",
+                           ev->table ? ev->table : "", image == CDC_KEY_AFTER ? "after" : "before");
+        if (ev->keys == NULL || ev->columns == NULL)
+            return cdc_err(err, CDC_EINVAL, "%s event on \"%s.%s\" lists no key columns",
+                           cdc_event_op_name(ev->op), ev->schema ? ev->schema : "",
+                           ev->table ? ev->table : "");
+    } else if (ev->op != CDC_EVENT_MESSAGE) {
+        return cdc_err(err, CDC_EINVAL, "cannot encode a key for event op %d", (int)ev->op);
+    }
+
+    size_t len0 = out->len;
+    int rc = e->format == CDC_FORMAT_JSON ? cdc_enc__json_key(e, ev, img, other, out, err)
+                                          : cdc_enc__pb_key(e, ev, img, other, out, err);
+    if (rc < 0) {
+        out->len = len0;
+        if (out->data)
+            out->data[len0] = '\0';
+        return rc;
+    }
+    *ret_null = false;
+    return 0;
+}
+
+int cdc_encoder_value(cdc_encoder *e, const cdc_event *ev, int64_t now_us, cdc_buf *out,
+                      cdc_error *err)
+{
+    switch (ev->op) {
+    case CDC_EVENT_INSERT:
+    case CDC_EVENT_UPDATE:
+    case CDC_EVENT_READ:
+        if (ev->after == NULL)
+            return cdc_err(err, CDC_EINVAL, "%s event on \"%s.%s\" has no after image",
+                           cdc_event_op_name(ev->op), ev->schema ? ev->schema : "",
+                           ev->table ? ev->table : "");
+        break;
+    case CDC_EVENT_DELETE:
+    case CDC_EVENT_TRUNCATE:
+    case CDC_EVENT_MESSAGE: break;
+    default: return cdc_err(err, CDC_EINVAL, "cannot encode event op %d", (int)ev->op);
+    }
+
+    size_t len0 = out->len;
+    int rc = e->format == CDC_FORMAT_JSON ? cdc_enc__json_value(e, ev, now_us, out, err)
+                                          : cdc_enc__pb_value(e, ev, now_us, out, err);
+    if (rc < 0) {
+        out->len = len0;
+        if (out->data)
+            out->data[len0] = '\0';
+    }
+    return rc;
+}
