@@ -44,12 +44,29 @@ typedef struct cdc_stream_msg {
 } cdc_stream_msg;
 
 /*
- * Connect (replication=database), run IDENTIFY_SYSTEM, check that the slot
- * exists, is logical, uses pgoutput and belongs to this database (clear
- * errors otherwise: CDC_ENOTFOUND for a missing slot with a hint to run
- * pgcdc setup), then START_REPLICATION SLOT ... LOGICAL with proto_version 1,
- * publication_names and messages (PG14+). Returns a new stream in *ret.
+ * Connect (replication=database), run IDENTIFY_SYSTEM and check that the
+ * slot exists, is logical, uses pgoutput, belongs to this database and is
+ * not in use (clear errors otherwise: CDC_ENOTFOUND for a missing slot with
+ * a hint to run pgcdc setup). Returns a new, not yet streaming, stream.
  */
+int cdc_stream_connect(const cdc_stream_opts *opts, cdc_stream **ret, cdc_error *err);
+
+/*
+ * Tables of the publication as "schema.table" strings (a NULL-terminated
+ * array in one allocation: free() it). CDC_ENOTFOUND when the publication
+ * does not exist. Only before cdc_stream_start().
+ */
+int cdc_stream_publication_tables(cdc_stream *s, const char *publication, char ***ret,
+                                  cdc_error *err);
+
+/*
+ * START_REPLICATION SLOT ... LOGICAL start_lsn with proto_version 1,
+ * publication_names and messages (PG14+); start_lsn 0 = the slot's
+ * confirmed position.
+ */
+int cdc_stream_start(cdc_stream *s, cdc_lsn start_lsn, cdc_error *err);
+
+/* cdc_stream_connect() then cdc_stream_start(opts->start_lsn). */
 int cdc_stream_open(const cdc_stream_opts *opts, cdc_stream **ret, cdc_error *err);
 
 /* Borrowed; valid until cdc_stream_close(). */

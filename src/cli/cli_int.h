@@ -55,6 +55,9 @@ typedef int (*cdc_cli_run_fn)(const cdc_cli_args *args, const cdc_config *cfg, c
 
 /* Subcommand bodies (NULL where a later issue brings the implementation). */
 int cdc_cmd_config(const cdc_cli_args *args, const cdc_config *cfg, cdc_error *err);
+int cdc_cmd_setup(const cdc_cli_args *args, const cdc_config *cfg, cdc_error *err);
+int cdc_cmd_status(const cdc_cli_args *args, const cdc_config *cfg, cdc_error *err);
+int cdc_cmd_teardown(const cdc_cli_args *args, const cdc_config *cfg, cdc_error *err);
 int cdc_cmd_start(const cdc_cli_args *args, const cdc_config *cfg, cdc_error *err);
 int cdc_cmd_resume(const cdc_cli_args *args, const cdc_config *cfg, cdc_error *err);
 int cdc_cmd_tail(const cdc_cli_args *args, const cdc_config *cfg, cdc_error *err);

@@ -25,7 +25,7 @@ typedef struct cdc_cli_cmd {
     "  -o, --option KEY=VALUE override one configuration key (repeatable)\n"
 
 static const cdc_cli_cmd commands[] = {
-    {"setup", OPT_CONFIG | OPT_DRY_RUN, NULL,
+    {"setup", OPT_CONFIG | OPT_DRY_RUN, cdc_cmd_setup,
      "create the publication and the replication slot, check server settings",
      CONFIG_HELP "      --dry-run          print the SQL that would run, change nothing\n"},
     {"start", OPT_CONFIG | OPT_SINK | OPT_ENDPOS, cdc_cmd_start,
@@ -36,10 +36,10 @@ static const cdc_cli_cmd commands[] = {
      "like start, but refuse to run without a checkpoint",
      CONFIG_HELP "      --sink kafka|stdout where events go (default kafka)\n"
                  "      --endpos LSN       stop once everything up to LSN is handled, exit 0\n"},
-    {"status", OPT_CONFIG | OPT_JSON, NULL,
+    {"status", OPT_CONFIG | OPT_JSON, cdc_cmd_status,
      "show slot, lag, checkpoint, publication and replica identity problems",
      CONFIG_HELP "      --json             print one JSON object instead of text\n"},
-    {"teardown", OPT_CONFIG | OPT_YES, NULL,
+    {"teardown", OPT_CONFIG | OPT_YES, cdc_cmd_teardown,
      "drop the replication slot and the publication",
      CONFIG_HELP "      --yes              do not ask for confirmation\n"},
     {"tail", OPT_CONFIG | OPT_TOPIC | OPT_FROM_BEGIN | OPT_MAX | OPT_FOLLOW, cdc_cmd_tail,

@@ -3,6 +3,8 @@
 #define PGCDC_KAFKA_INT_H
 
 #include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "pgcdc/kafka.h"
 
@@ -16,5 +18,59 @@ typedef enum cdc_kafka_role { CDC_KAFKA_PRODUCER, CDC_KAFKA_CONSUMER } cdc_kafka
  */
 int cdc_kafka_conf_build(const cdc_config *cfg, cdc_kafka_role role, rd_kafka_conf_t **ret_conf,
                          cdc_error *err);
+
+/* ------------------------------------------------------------------------
+ * High-water marks: the source position of the last message per partition
+ * ------------------------------------------------------------------------ */
+
+#include "pgcdc/lsn.h"
+
+/* A message's source position: commit LSN, then ordinal inside the transaction. */
+typedef struct cdc_position {
+    cdc_lsn lsn;
+    uint64_t ordinal;
+} cdc_position;
+
+typedef struct cdc_hwm_topic {
+    char *name;         /* owned */
+    int32_t partitions; /* 0: the topic did not exist when scanned */
+    cdc_position *pos;  /* per partition: last position written by this source */
+    bool *has;          /* per partition: pos is valid */
+} cdc_hwm_topic;
+
+typedef struct cdc_hwm {
+    cdc_hwm_topic *topics; /* owned */
+    size_t ntopics, cap;
+    size_t *slots; /* open-addressing hash over topics: index + 1, 0 = empty */
+    size_t nslots;
+    cdc_position max;   /* newest position across all partitions */
+    size_t npartitions; /* partitions scanned */
+    size_t nfound;      /* partitions whose last message came from this source */
+} cdc_hwm;
+
+/* Lexicographic comparison of positions: <0, 0, >0. */
+static inline int cdc_position_cmp(cdc_position a, cdc_position b)
+{
+    if (a.lsn != b.lsn)
+        return a.lsn < b.lsn ? -1 : 1;
+    return a.ordinal < b.ordinal ? -1 : a.ordinal > b.ordinal ? 1 : 0;
+}
+
+/*
+ * Read the last message of every partition of topics with one consumer
+ * (offset tail 1) and keep the positions of those produced by source (the
+ * pgcdc.source header). Retries while the cluster is unreachable, logging
+ * each attempt, until *stop becomes non-zero (then CDC_EINTERRUPTED).
+ * Adds to hwm (which may already hold other topics).
+ */
+int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *topics,
+                 size_t ntopics, cdc_hwm *hwm, volatile int *stop, cdc_error *err);
+/* The entry of topic, or NULL when it was never scanned. */
+const cdc_hwm_topic *cdc_hwm_find(const cdc_hwm *hwm, const char *topic);
+void cdc_hwm_free(cdc_hwm *hwm);
+
+/* Parse the position headers of a message; false when absent or malformed. */
+bool cdc_position_parse(const char *lsn, size_t lsnlen, const char *ord, size_t ordlen,
+                        cdc_position *ret);
 
 #endif

@@ -21,6 +21,9 @@ struct cdc_stream {
     char *copybuf;          /* last frame from PQgetCopyData, freed on next call */
     int64_t last_status_ms; /* when the last status update was sent */
     bool want_write;        /* PQflush left data queued */
+    bool streaming;         /* START_REPLICATION succeeded: COPY BOTH is open */
+    char *slot;             /* slot name, owned */
+    char *publication;      /* publication name(s), owned */
 };
 
 int64_t cdc_now_ms(void)
@@ -149,10 +152,10 @@ static int check_slot(cdc_stream *s, const char *slot, cdc_error *err)
     return rc;
 }
 
-static int start_replication(cdc_stream *s, const cdc_stream_opts *o, cdc_error *err)
+static int start_replication(cdc_stream *s, cdc_lsn start_lsn, cdc_error *err)
 {
-    char *slot = cdc_pg_quote_ident(s->conn, o->slot);
-    char *pubs = cdc_pg_quote_literal(s->conn, o->publication);
+    char *slot = cdc_pg_quote_ident(s->conn, s->slot);
+    char *pubs = cdc_pg_quote_literal(s->conn, s->publication);
     char lsn[CDC_LSN_STRLEN], sql[2048];
     int rc = 0;
     if (slot == NULL || pubs == NULL) {
@@ -161,7 +164,7 @@ static int start_replication(cdc_stream *s, const cdc_stream_opts *o, cdc_error 
     }
     snprintf(sql, sizeof(sql),
              "START_REPLICATION SLOT %s LOGICAL %s (proto_version '1', publication_names %s%s)",
-             slot, cdc_lsn_format(o->start_lsn, lsn), pubs,
+             slot, cdc_lsn_format(start_lsn, lsn), pubs,
              s->sys.server_version >= 140000 ? ", messages 'true'" : "");
     cdc_log_debug("%s", sql);
     PGresult *res = PQexec(s->conn, sql);
@@ -169,7 +172,7 @@ static int start_replication(cdc_stream *s, const cdc_stream_opts *o, cdc_error 
         const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
         const char *h = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
         const char *d = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-        rc = cdc_err(err, CDC_EPG, "cannot start replication from slot \"%s\": %s", o->slot,
+        rc = cdc_err(err, CDC_EPG, "cannot start replication from slot \"%s\": %s", s->slot,
                      m ? m : PQerrorMessage(s->conn));
         if (d)
             cdc_err_detail(err, "%s", d);
@@ -185,33 +188,108 @@ out:
     return rc;
 }
 
-int cdc_stream_open(const cdc_stream_opts *opts, cdc_stream **ret, cdc_error *err)
+int cdc_stream_connect(const cdc_stream_opts *opts, cdc_stream **ret, cdc_error *err)
 {
     cdc_stream *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
-    int rc = cdc_pg_connect(opts->dsn, CDC_PG_REPLICATION, &s->conn, err);
-    if (rc < 0)
+    int rc;
+    s->slot = strdup(opts->slot);
+    s->publication = strdup(opts->publication);
+    if (s->slot == NULL || s->publication == NULL) {
+        rc = cdc_err(err, CDC_ENOMEM, "out of memory");
+        goto error;
+    }
+    if ((rc = cdc_pg_connect(opts->dsn, CDC_PG_REPLICATION, &s->conn, err)) < 0)
         goto error;
     if ((rc = identify_system(s, err)) < 0)
         goto error;
     if ((rc = check_slot(s, opts->slot, err)) < 0)
         goto error;
-    if ((rc = start_replication(s, opts, err)) < 0)
-        goto error;
-    if (PQsetnonblocking(s->conn, 1) != 0) {
-        rc = cdc_err(err, CDC_EPG, "cannot make the replication connection non-blocking");
-        goto error;
-    }
-    s->last_status_ms = cdc_now_ms();
     *ret = s;
     return 0;
 
 error:
     if (s->conn)
         PQfinish(s->conn);
+    free(s->slot);
+    free(s->publication);
     free(s);
     return rc;
+}
+
+int cdc_stream_publication_tables(cdc_stream *s, const char *publication, char ***ret,
+                                  cdc_error *err)
+{
+    char *lit = cdc_pg_quote_literal(s->conn, publication);
+    char sql[1024];
+    if (lit == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT p.pubname, t.schemaname || '.' || t.tablename FROM pg_catalog.pg_publication p "
+        "LEFT JOIN pg_catalog.pg_publication_tables t ON t.pubname = p.pubname "
+        "WHERE p.pubname = %s ORDER BY 2",
+        lit);
+    free(lit);
+    PGresult *res = cdc_pg_exec(s->conn, "list the publication's tables", sql, err);
+    if (res == NULL)
+        return CDC_EPG;
+    int n = PQntuples(res);
+    if (n == 0) {
+        PQclear(res);
+        cdc_err(err, CDC_ENOTFOUND, "publication \"%s\" does not exist", publication);
+        cdc_err_hint(err, "create it with \"pgcdc setup\" (or sql/setup.sql)");
+        return CDC_ENOTFOUND;
+    }
+    size_t bytes = sizeof(char *) * (size_t)(n + 1);
+    for (int i = 0; i < n; i++)
+        bytes += strlen(PQgetvalue(res, i, 1)) + 1;
+    char **arr = malloc(bytes);
+    if (arr == NULL) {
+        PQclear(res);
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    }
+    char *w = (char *)(arr + n + 1);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (PQgetisnull(res, i, 1))
+            continue; /* a publication with no tables yet */
+        size_t len = strlen(PQgetvalue(res, i, 1)) + 1;
+        memcpy(w, PQgetvalue(res, i, 1), len);
+        arr[k++] = w;
+        w += len;
+    }
+    arr[k] = NULL;
+    PQclear(res);
+    *ret = arr;
+    return 0;
+}
+
+int cdc_stream_start(cdc_stream *s, cdc_lsn start_lsn, cdc_error *err)
+{
+    int rc = start_replication(s, start_lsn, err);
+    if (rc < 0)
+        return rc;
+    s->streaming = true;
+    if (PQsetnonblocking(s->conn, 1) != 0)
+        return cdc_err(err, CDC_EPG, "cannot make the replication connection non-blocking");
+    s->last_status_ms = cdc_now_ms();
+    return 0;
+}
+
+int cdc_stream_open(const cdc_stream_opts *opts, cdc_stream **ret, cdc_error *err)
+{
+    cdc_stream *s = NULL;
+    int rc = cdc_stream_connect(opts, &s, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = cdc_stream_start(s, opts->start_lsn, err)) < 0) {
+        cdc_stream_close(s);
+        return rc;
+    }
+    *ret = s;
+    return 0;
 }
 
 int cdc_stream_next(cdc_stream *s, cdc_stream_msg *msg, cdc_error *err)
@@ -311,7 +389,7 @@ void cdc_stream_close(cdc_stream *s)
         return;
     if (s->copybuf)
         PQfreemem(s->copybuf);
-    if (s->conn && PQstatus(s->conn) == CONNECTION_OK) {
+    if (s->conn && s->streaming && PQstatus(s->conn) == CONNECTION_OK) {
         /* CopyDone, then discard what the server still sends until it ends COPY. */
         PQsetnonblocking(s->conn, 0);
         if (PQputCopyEnd(s->conn, NULL) == 1 && PQflush(s->conn) == 0) {
@@ -327,5 +405,7 @@ void cdc_stream_close(cdc_stream *s)
     }
     if (s->conn)
         PQfinish(s->conn);
+    free(s->slot);
+    free(s->publication);
     free(s);
 }

@@ -1,0 +1,271 @@
+/* hwm.c - read the source position of the last message in each partition (exactly-once on restart)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kafka_int.h"
+#include "pgcdc/log.h"
+
+static size_t hash_str(const char *s)
+{
+    size_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+const cdc_hwm_topic *cdc_hwm_find(const cdc_hwm *hwm, const char *topic)
+{
+    if (hwm->nslots == 0)
+        return NULL;
+    for (size_t i = hash_str(topic) & (hwm->nslots - 1);; i = (i + 1) & (hwm->nslots - 1)) {
+        size_t v = hwm->slots[i];
+        if (v == 0)
+            return NULL;
+        if (strcmp(hwm->topics[v - 1].name, topic) == 0)
+            return &hwm->topics[v - 1];
+    }
+}
+
+static int rehash(cdc_hwm *hwm, size_t nslots)
+{
+    size_t *slots = calloc(nslots, sizeof(*slots));
+    if (slots == NULL)
+        return -1;
+    for (size_t t = 0; t < hwm->ntopics; t++) {
+        size_t i = hash_str(hwm->topics[t].name) & (nslots - 1);
+        while (slots[i])
+            i = (i + 1) & (nslots - 1);
+        slots[i] = t + 1;
+    }
+    free(hwm->slots);
+    hwm->slots = slots;
+    hwm->nslots = nslots;
+    return 0;
+}
+
+/* Add topic with partitions (all positions unknown); returns the entry or NULL. */
+static cdc_hwm_topic *add_topic(cdc_hwm *hwm, const char *name, int32_t partitions)
+{
+    if (hwm->ntopics == hwm->cap) {
+        size_t cap = hwm->cap ? hwm->cap * 2 : 64;
+        cdc_hwm_topic *t = realloc(hwm->topics, sizeof(*t) * cap);
+        if (t == NULL)
+            return NULL;
+        hwm->topics = t;
+        hwm->cap = cap;
+    }
+    if ((hwm->ntopics + 1) * 2 > hwm->nslots &&
+        rehash(hwm, hwm->nslots ? hwm->nslots * 2 : 128) < 0)
+        return NULL;
+    cdc_hwm_topic *t = &hwm->topics[hwm->ntopics];
+    memset(t, 0, sizeof(*t));
+    t->name = strdup(name);
+    t->partitions = partitions;
+    if (partitions > 0) {
+        t->pos = calloc((size_t)partitions, sizeof(*t->pos));
+        t->has = calloc((size_t)partitions, sizeof(*t->has));
+    }
+    if (t->name == NULL || (partitions > 0 && (t->pos == NULL || t->has == NULL))) {
+        free(t->name);
+        free(t->pos);
+        free(t->has);
+        return NULL;
+    }
+    size_t i = hash_str(name) & (hwm->nslots - 1);
+    while (hwm->slots[i])
+        i = (i + 1) & (hwm->nslots - 1);
+    hwm->slots[i] = ++hwm->ntopics;
+    hwm->npartitions += (size_t)(partitions > 0 ? partitions : 0);
+    return t;
+}
+
+void cdc_hwm_free(cdc_hwm *hwm)
+{
+    for (size_t i = 0; i < hwm->ntopics; i++) {
+        free(hwm->topics[i].name);
+        free(hwm->topics[i].pos);
+        free(hwm->topics[i].has);
+    }
+    free(hwm->topics);
+    free(hwm->slots);
+    memset(hwm, 0, sizeof(*hwm));
+}
+
+bool cdc_position_parse(const char *lsn, size_t lsnlen, const char *ord, size_t ordlen,
+                        cdc_position *ret)
+{
+    char buf[32];
+    cdc_position p;
+    if (lsnlen == 0 || lsnlen >= sizeof(buf) || ordlen == 0 || ordlen >= sizeof(buf))
+        return false;
+    memcpy(buf, lsn, lsnlen);
+    buf[lsnlen] = '\0';
+    if (cdc_lsn_parse(buf, &p.lsn) < 0)
+        return false;
+    memcpy(buf, ord, ordlen);
+    buf[ordlen] = '\0';
+    char *end;
+    p.ordinal = strtoull(buf, &end, 10);
+    if (*end != '\0' || buf[0] == '-')
+        return false;
+    *ret = p;
+    return true;
+}
+
+static bool header(rd_kafka_headers_t *h, const char *name, const char **val, size_t *len)
+{
+    const void *v;
+    if (rd_kafka_header_get_last(h, name, &v, len) != RD_KAFKA_RESP_ERR_NO_ERROR || v == NULL)
+        return false;
+    *val = v;
+    return true;
+}
+
+/* Record the position of m if this source wrote it. */
+static void note_message(cdc_hwm *hwm, const char *source, rd_kafka_message_t *m)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    cdc_hwm_topic *t = (cdc_hwm_topic *)cdc_hwm_find(hwm, topic);
+    rd_kafka_headers_t *h = NULL;
+    const char *src, *lsn, *ord;
+    size_t srclen, lsnlen, ordlen;
+    cdc_position p;
+    if (t == NULL || m->partition < 0 || m->partition >= t->partitions)
+        return;
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR || h == NULL ||
+        !header(h, "pgcdc.source", &src, &srclen) || srclen != strlen(source) ||
+        memcmp(src, source, srclen) != 0 || !header(h, "pgcdc.lsn", &lsn, &lsnlen) ||
+        !header(h, "pgcdc.ordinal", &ord, &ordlen) ||
+        !cdc_position_parse(lsn, lsnlen, ord, ordlen, &p)) {
+        cdc_log_debug("last message of %s [%d] is not from this source: not deduplicated", topic,
+                      (int)m->partition);
+        t->has[m->partition] = false;
+        return;
+    }
+    if (!t->has[m->partition])
+        hwm->nfound++;
+    t->pos[m->partition] = p;
+    t->has[m->partition] = true;
+    if (cdc_position_cmp(p, hwm->max) > 0)
+        hwm->max = p;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleep up to ms in small steps so a stop request is seen promptly. */
+static void nap(int ms, volatile int *stop)
+{
+    for (int i = 0; i < ms / 50 && !*stop; i++)
+        usleep(50000);
+}
+
+int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *topics,
+                 size_t ntopics, cdc_hwm *hwm, volatile int *stop, cdc_error *err)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = NULL;
+    int rc = cdc_kafka_conf_build(cfg, CDC_KAFKA_CONSUMER, &conf, err);
+    if (rc < 0)
+        return rc;
+    if (rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "group.id", "pgcdc-hwm", errstr, sizeof(errstr))) {
+        rd_kafka_conf_destroy(conf);
+        return cdc_err(err, CDC_ECONFIG, "cannot configure the position reader: %s", errstr);
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return cdc_err(err, CDC_ECONFIG, "cannot create the kafka consumer: %s", errstr);
+    }
+    int64_t t0 = mono_ms();
+
+    /* 1. partition counts: one metadata request for the whole cluster */
+    const struct rd_kafka_metadata *md = NULL;
+    int backoff = 500;
+    for (int attempt = 1;; attempt++) {
+        rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, 5000);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            break;
+        cdc_log_warning("cannot read kafka metadata (attempt %d): %s; retrying in %d ms", attempt,
+                        rd_kafka_err2str(e), backoff);
+        nap(backoff, stop);
+        if (*stop) {
+            rd_kafka_destroy(rk);
+            return cdc_err(err, CDC_EINTERRUPTED, "stopped while waiting for kafka");
+        }
+        backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+    }
+    rd_kafka_topic_partition_list_t *assign = rd_kafka_topic_partition_list_new(64);
+    size_t want = 0;
+    rc = 0;
+    for (size_t i = 0; i < ntopics && rc == 0; i++) {
+        if (cdc_hwm_find(hwm, topics[i]))
+            continue;
+        int32_t parts = 0;
+        for (int k = 0; k < md->topic_cnt; k++)
+            if (strcmp(md->topics[k].topic, topics[i]) == 0 && md->topics[k].err == 0)
+                parts = md->topics[k].partition_cnt;
+        if (add_topic(hwm, topics[i], parts) == NULL) {
+            rc = cdc_err(err, CDC_ENOMEM, "out of memory");
+            break;
+        }
+        for (int32_t p = 0; p < parts; p++) {
+            rd_kafka_topic_partition_list_add(assign, topics[i], p)->offset =
+                RD_KAFKA_OFFSET_TAIL(1);
+            want++;
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+
+    /* 2. the last message of every partition: tail(1), then end of partition */
+    if (rc == 0 && want > 0) {
+        rd_kafka_resp_err_t e = rd_kafka_assign(rk, assign);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+            rc = cdc_err(err, CDC_EKAFKA, "cannot read partitions: %s", rd_kafka_err2str(e));
+        size_t done = 0;
+        int64_t last_log = mono_ms();
+        while (rc == 0 && done < want) {
+            if (*stop) {
+                rc = cdc_err(err, CDC_EINTERRUPTED, "stopped while reading kafka positions");
+                break;
+            }
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+            if (m == NULL) {
+                if (mono_ms() - last_log > 10000) {
+                    cdc_log_warning("still reading the last message of kafka partitions: %zu of "
+                                    "%zu done",
+                                    done, want);
+                    last_log = mono_ms();
+                }
+                continue;
+            }
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                done++;
+            else if (m->err == 0)
+                note_message(hwm, source, m);
+            else
+                cdc_log_warning("reading kafka positions: %s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(assign);
+    rd_kafka_destroy(rk);
+    if (rc == 0) {
+        char lsn[CDC_LSN_STRLEN];
+        cdc_log_info("read the last position of %zu partitions in %zu topics in %lld ms; newest "
+                     "from this source: %s/%llu",
+                     want, ntopics, (long long)(mono_ms() - t0), cdc_lsn_format(hwm->max.lsn, lsn),
+                     (unsigned long long)hwm->max.ordinal);
+    }
+    return rc;
+}
