@@ -13,14 +13,26 @@
 
 typedef struct cdc_sink cdc_sink;
 
+/* What a sink learns about the source before streaming starts. */
+typedef struct cdc_sink_source {
+    const char *dbname;        /* database of the slot */
+    uint64_t system_id;        /* server's system identifier */
+    const char *slot;          /* slot name */
+    const char *const *tables; /* published "schema.table" names, NULL-terminated */
+    volatile int *stop;        /* becomes non-zero when pgcdc is asked to stop */
+} cdc_sink_source;
+
 /*
  * A sink publishes events. For every message it sends it calls
  * cdc_tracker_add(tracker, seq) and, when the message is durably accepted,
  * cdc_tracker_ack(tracker, seq): that is the only way the checkpoint moves.
  */
 typedef struct cdc_sink_ops {
-    /* The stream is open on database dbname (optional); called once before any event. */
-    int (*open)(cdc_sink *s, const char *dbname, cdc_error *err);
+    /*
+     * Called once before streaming starts (optional). The Kafka sink reads
+     * the last source position of every partition here (exactly-once).
+     */
+    int (*open)(cdc_sink *s, const cdc_sink_source *src, cdc_error *err);
     /* Publish one event of tracker transaction seq. */
     int (*event)(cdc_sink *s, const cdc_event *ev, uint64_t seq, cdc_error *err);
     /* Transaction seq has no more events (optional). */

@@ -262,8 +262,8 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
     rd_kafka_destroy(rk);
     if (rc == 0) {
         char lsn[CDC_LSN_STRLEN];
-        cdc_log_info("read the last position of %zu partitions in %zu topics in %lld ms; newest "
-                     "from this source: %s/%llu",
+        cdc_log_info("read the last message of %zu partitions in %zu topics in %lld ms; newest "
+                     "position from this source: %s #%llu",
                      want, ntopics, (long long)(mono_ms() - t0), cdc_lsn_format(hwm->max.lsn, lsn),
                      (unsigned long long)hwm->max.ordinal);
     }

@@ -7,6 +7,7 @@
 
 #include "pgcdc/buf.h"
 #include "pgcdc/encode.h"
+#include "kafka_int.h"
 #include "pgcdc/kafka.h"
 #include "pgcdc/log.h"
 #include "pgcdc/pipeline.h"
@@ -21,8 +22,10 @@ typedef struct kafka_sink {
     cdc_buf topic;           /* scratch: topic name */
     cdc_buf key;             /* scratch: encoded key */
     cdc_buf value;           /* scratch: encoded value */
-    uint64_t cur_seq;        /* transaction of msg_ordinal */
-    uint64_t msg_ordinal;    /* next message ordinal inside cur_seq */
+    char *source;            /* pgcdc.source header: "<system id>/<database>/<slot>" */
+    cdc_hwm hwm;             /* last position per partition found at start */
+    volatile int *stop;      /* the pipeline's stop flag */
+    uint64_t skipped;        /* replayed messages already in Kafka, not sent again */
     uint64_t inflight_bytes; /* key + value bytes awaiting delivery */
     cdc_error failure;       /* first failed delivery; stops the pipeline */
 } kafka_sink;
@@ -69,29 +72,64 @@ static int set_topic(kafka_sink *s, const char *schema, const char *table)
     return cdc_buf_printf(&s->topic, "%s.%s.%s", s->cfg->topic_prefix, schema, table);
 }
 
-/* Send one message (value NULL = tombstone) of transaction seq with position headers. */
-static int send_one(kafka_sink *s, const cdc_event *ev, uint64_t seq, const cdc_buf *key,
-                    bool key_null, const cdc_buf *value, const char *op, cdc_error *err)
+/*
+ * The partition a message goes to, as the installed partitioner would pick it:
+ * murmur2 of the key, or of the topic name for a null key.
+ */
+static int32_t partition_of(const cdc_hwm_topic *t, const cdc_buf *key, bool key_null)
+{
+    if (key_null)
+        return cdc_kafka_murmur2_partition(t->name, strlen(t->name), t->partitions);
+    return cdc_kafka_murmur2_partition(key->data, key->len, t->partitions);
+}
+
+/*
+ * Send one message (value NULL = tombstone) of transaction seq. Its position
+ * is (commit LSN, event ordinal * 4 + sub), sub numbering the messages one
+ * event makes (delete, tombstone, create). A message at or below the last
+ * position this source wrote to its partition is already in Kafka (a replay
+ * after a crash) and is skipped.
+ */
+static int send_one(kafka_sink *s, const cdc_event *ev, uint64_t seq, unsigned sub,
+                    const cdc_buf *key, bool key_null, const cdc_buf *value, const char *op,
+                    cdc_error *err)
 {
     char lsn[CDC_LSN_STRLEN], ord[24];
-    if (seq != s->cur_seq) {
-        s->cur_seq = seq;
-        s->msg_ordinal = 0;
+    cdc_position pos = {ev->commit_lsn, ev->ordinal * 4 + sub};
+    int32_t partition = RD_KAFKA_PARTITION_UA;
+    const cdc_hwm_topic *t = cdc_hwm_find(&s->hwm, s->topic.data);
+
+    if (t == NULL && cdc_position_cmp(pos, s->hwm.max) <= 0) {
+        /* a topic not scanned at start (table added since): read its positions now */
+        const char *one[1] = {s->topic.data};
+        int rc = cdc_hwm_scan(s->cfg, s->source, one, 1, &s->hwm, s->stop, err);
+        if (rc < 0)
+            return rc;
+        t = cdc_hwm_find(&s->hwm, s->topic.data);
     }
+    if (t != NULL && t->partitions > 0) {
+        partition = partition_of(t, key, key_null);
+        if (t->has[partition] && cdc_position_cmp(pos, t->pos[partition]) <= 0) {
+            s->skipped++;
+            return 0;
+        }
+    }
+
     cdc_lsn_format(ev->commit_lsn, lsn);
-    snprintf(ord, sizeof(ord), "%llu", (unsigned long long)s->msg_ordinal);
-    cdc_kafka_header h[3] = {
+    snprintf(ord, sizeof(ord), "%llu", (unsigned long long)pos.ordinal);
+    cdc_kafka_header h[4] = {
         {"pgcdc.lsn", lsn, strlen(lsn)},
         {"pgcdc.ordinal", ord, strlen(ord)},
         {"pgcdc.op", op, strlen(op)},
+        {"pgcdc.source", s->source, strlen(s->source)},
     };
     const void *k = key_null ? NULL : key->data;
     size_t klen = key_null ? 0 : key->len;
     const void *v = value ? value->data : NULL;
     size_t vlen = value ? value->len : 0;
     for (;;) {
-        int rc =
-            cdc_producer_send(s->producer, s->topic.data, -1, k, klen, v, vlen, h, 3, seq, err);
+        int rc = cdc_producer_send(s->producer, s->topic.data, partition, k, klen, v, vlen, h, 4,
+                                   seq, err);
         if (rc == 0)
             break;
         if (rc != CDC_EAGAIN)
@@ -101,7 +139,6 @@ static int send_one(kafka_sink *s, const cdc_event *ev, uint64_t seq, const cdc_
     }
     cdc_tracker_add(s->base.tracker, seq);
     s->inflight_bytes += klen + vlen;
-    s->msg_ordinal++;
     return 0;
 }
 
@@ -113,8 +150,8 @@ static int64_t now_us(void)
 }
 
 /* Encode and send ev under the key of image; then a tombstone if asked. */
-static int publish(kafka_sink *s, const cdc_event *ev, uint64_t seq, int image, bool tombstone,
-                   cdc_error *err)
+static int publish(kafka_sink *s, const cdc_event *ev, uint64_t seq, unsigned sub, int image,
+                   bool tombstone, cdc_error *err)
 {
     bool key_null = true;
     int rc;
@@ -134,10 +171,10 @@ static int publish(kafka_sink *s, const cdc_event *ev, uint64_t seq, int image, 
     if ((rc = cdc_encoder_value(s->encoder, ev, now_us(), &s->value, err)) < 0)
         return rc;
     char op[2] = {(char)ev->op, '\0'};
-    if ((rc = send_one(s, ev, seq, &s->key, key_null, &s->value, op, err)) < 0)
+    if ((rc = send_one(s, ev, seq, sub, &s->key, key_null, &s->value, op, err)) < 0)
         return rc;
     if (tombstone && !key_null)
-        rc = send_one(s, ev, seq, &s->key, false, NULL, "tombstone", err);
+        rc = send_one(s, ev, seq, sub + 1, &s->key, false, NULL, "tombstone", err);
     return rc;
 }
 
@@ -153,7 +190,7 @@ static int ks_event(cdc_sink *base, const cdc_event *ev, uint64_t seq, cdc_error
             return 0;
         if ((rc = set_topic(s, NULL, NULL)) < 0)
             return cdc_err(err, rc, "out of memory");
-        return publish(s, ev, seq, CDC_KEY_AFTER, false, err);
+        return publish(s, ev, seq, 0, CDC_KEY_AFTER, false, err);
     case CDC_EVENT_TRUNCATE:
         if (!cfg->publish_truncate)
             return 0;
@@ -164,7 +201,7 @@ static int ks_event(cdc_sink *base, const cdc_event *ev, uint64_t seq, cdc_error
         return cdc_err(err, rc, "out of memory");
 
     if (ev->op == CDC_EVENT_DELETE)
-        return publish(s, ev, seq, CDC_KEY_BEFORE, cfg->tombstones, err);
+        return publish(s, ev, seq, 0, CDC_KEY_BEFORE, cfg->tombstones, err);
     if (ev->op == CDC_EVENT_UPDATE && cdc_event_key_changed(ev)) {
         /* As Debezium: delete under the old key (+ tombstone), create under the new key. */
         cdc_event del = *ev, ins = *ev;
@@ -173,11 +210,11 @@ static int ks_event(cdc_sink *base, const cdc_event *ev, uint64_t seq, cdc_error
         ins.op = CDC_EVENT_INSERT;
         ins.before = NULL;
         ins.before_image = CDC_EVENT_IMAGE_NONE;
-        if ((rc = publish(s, &del, seq, CDC_KEY_BEFORE, cfg->tombstones, err)) < 0)
+        if ((rc = publish(s, &del, seq, 0, CDC_KEY_BEFORE, cfg->tombstones, err)) < 0)
             return rc;
-        return publish(s, &ins, seq, CDC_KEY_AFTER, false, err);
+        return publish(s, &ins, seq, 2, CDC_KEY_AFTER, false, err);
     }
-    return publish(s, ev, seq, CDC_KEY_AFTER, false, err);
+    return publish(s, ev, seq, 0, CDC_KEY_AFTER, false, err);
 }
 
 static int ks_poll(cdc_sink *base, int timeout_ms, cdc_error *err)
@@ -199,17 +236,46 @@ static bool ks_busy(cdc_sink *base)
            s->inflight_bytes >= (uint64_t)s->cfg->inflight_max_bytes;
 }
 
-static int ks_open(cdc_sink *base, const char *dbname, cdc_error *err)
+static int ks_open(cdc_sink *base, const cdc_sink_source *src, cdc_error *err)
 {
     kafka_sink *s = (kafka_sink *)base;
+    char tag[512];
+    snprintf(tag, sizeof(tag), "%llu/%s/%s", (unsigned long long)src->system_id, src->dbname,
+             src->slot);
     free(s->dbname);
-    s->dbname = strdup(dbname);
-    if (s->dbname == NULL)
+    free(s->source);
+    s->dbname = strdup(src->dbname);
+    s->source = strdup(tag);
+    s->stop = src->stop;
+    if (s->dbname == NULL || s->source == NULL)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
-    cdc_source_info src = {.name = s->cfg->topic_prefix, .db = s->dbname, .version = PGCDC_VERSION};
+    cdc_source_info info = {
+        .name = s->cfg->topic_prefix, .db = s->dbname, .version = PGCDC_VERSION};
     cdc_encoder_free(s->encoder);
     s->encoder = NULL;
-    return cdc_encoder_new(s->cfg, &src, &s->encoder, err);
+    int rc = cdc_encoder_new(s->cfg, &info, &s->encoder, err);
+    if (rc < 0)
+        return rc;
+
+    /* Every topic this run may write to: one per published table, and the message topic. */
+    size_t n = 0;
+    while (src->tables[n])
+        n++;
+    char **topics = calloc(n + 1, sizeof(*topics));
+    if (topics == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (asprintf(&topics[i], "%s.%s", s->cfg->topic_prefix, src->tables[i]) < 0)
+            rc = cdc_err(err, CDC_ENOMEM, "out of memory");
+    if (rc == 0 && asprintf(&topics[n], "%s.message", s->cfg->topic_prefix) < 0)
+        rc = cdc_err(err, CDC_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = cdc_hwm_scan(s->cfg, s->source, (const char *const *)topics, n + 1, &s->hwm, s->stop,
+                          err);
+    for (size_t i = 0; i <= n; i++)
+        free(topics[i]);
+    free(topics);
+    return rc;
 }
 
 static void ks_free(cdc_sink *base)
@@ -218,7 +284,12 @@ static void ks_free(cdc_sink *base)
     if (s == NULL)
         return;
     cdc_producer_free(s->producer, 0);
+    if (s->skipped)
+        cdc_log_info("skipped %llu replayed messages that kafka already had",
+                     (unsigned long long)s->skipped);
     cdc_encoder_free(s->encoder);
+    cdc_hwm_free(&s->hwm);
+    free(s->source);
     free(s->dbname);
     cdc_buf_free(&s->topic);
     cdc_buf_free(&s->key);

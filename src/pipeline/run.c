@@ -12,7 +12,7 @@
 #include "pgcdc/pipeline.h"
 #include "pgcdc/stream.h"
 
-static volatile sig_atomic_t stop_requested;
+static volatile int stop_requested; /* int is sig_atomic_t on every target we build for */
 
 void cdc_run_request_stop(void)
 {
@@ -333,9 +333,8 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
         .dsn = cfg->source_dsn,
         .slot = cfg->slot_name,
         .publication = cfg->publication_name,
-        .start_lsn = have_ckpt ? saved.lsn : CDC_INVALID_LSN,
     };
-    if ((rc = cdc_stream_open(&so, &st.stream, err)) < 0)
+    if ((rc = cdc_stream_connect(&so, &st.stream, err)) < 0)
         return rc;
     const cdc_system_info *sys = cdc_stream_system(st.stream);
     if (have_ckpt && (rc = check_checkpoint(&st, &saved, err)) < 0)
@@ -359,7 +358,22 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
     if ((rc = cdc_pgo_decoder_new(&h, &st.dec, err)) < 0)
         goto out;
     st.sink->tracker = st.tracker;
-    if (st.sink->ops->open && (rc = st.sink->ops->open(st.sink, sys->dbname, err)) < 0)
+    if (st.sink->ops->open) {
+        char **tables = NULL;
+        if ((rc = cdc_stream_publication_tables(st.stream, cfg->publication_name, &tables, err)) <
+            0)
+            goto out;
+        cdc_sink_source src = {.dbname = sys->dbname,
+                               .system_id = sys->system_id,
+                               .slot = cfg->slot_name,
+                               .tables = (const char *const *)tables,
+                               .stop = &stop_requested};
+        rc = st.sink->ops->open(st.sink, &src, err);
+        free(tables);
+        if (rc < 0)
+            goto out;
+    }
+    if ((rc = cdc_stream_start(st.stream, start, err)) < 0)
         goto out;
 
     cdc_log_info("streaming from slot \"%s\" publication \"%s\" database \"%s\" at " CDC_LSN_FMT
