@@ -257,7 +257,9 @@ static int ks_open(cdc_sink *base, const cdc_sink_source *src, cdc_error *err)
     if (rc < 0)
         return rc;
 
-    /* Every topic this run may write to: one per published table, and the message topic. */
+    /* Every topic this run may write to: one per published table, and the message topic.
+     * A reconnect reads them again: messages sent before it are in Kafka now. */
+    cdc_hwm_free(&s->hwm);
     size_t n = 0;
     while (src->tables[n])
         n++;

@@ -100,6 +100,25 @@ PGresult *cdc_pg_execp(PGconn *conn, const char *what, const char *sql, int npar
                         err);
 }
 
+const char *cdc_pg_errmsg(PGconn *conn)
+{
+    static char buf[1024];
+    size_t o = 0;
+    bool space = false;
+    for (const char *p = PQerrorMessage(conn); *p && o + 1 < sizeof(buf); p++) {
+        if (*p == '\n' || *p == '\t' || *p == '\r' || *p == ' ') {
+            space = o > 0;
+            continue;
+        }
+        if (space && o + 2 < sizeof(buf))
+            buf[o++] = ' ';
+        space = false;
+        buf[o++] = *p;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 const char *cdc_pg_sqlstate(const PGresult *res)
 {
     const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;

@@ -32,6 +32,9 @@ PGresult *cdc_pg_exec(PGconn *conn, const char *what, const char *sql, cdc_error
 PGresult *cdc_pg_execp(PGconn *conn, const char *what, const char *sql, int nparams,
                        const char *const *params, cdc_error *err);
 
+/* libpq's last error on conn as one line (newlines and tabs folded); static buffer. */
+const char *cdc_pg_errmsg(PGconn *conn);
+
 /* Server's SQLSTATE of a failed result, or "" */
 const char *cdc_pg_sqlstate(const PGresult *res);
 

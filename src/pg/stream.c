@@ -173,7 +173,7 @@ static int start_replication(cdc_stream *s, cdc_lsn start_lsn, cdc_error *err)
         const char *h = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
         const char *d = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
         rc = cdc_err(err, CDC_EPG, "cannot start replication from slot \"%s\": %s", s->slot,
-                     m ? m : PQerrorMessage(s->conn));
+                     m ? m : cdc_pg_errmsg(s->conn));
         if (d)
             cdc_err_detail(err, "%s", d);
         if (h)
@@ -303,7 +303,7 @@ int cdc_stream_next(cdc_stream *s, cdc_stream_msg *msg, cdc_error *err)
         if (n == 0) {
             if (PQconsumeInput(s->conn) == 0)
                 return cdc_err(err, CDC_EPG, "replication connection lost: %s",
-                               PQerrorMessage(s->conn));
+                               cdc_pg_errmsg(s->conn));
             n = PQgetCopyData(s->conn, &s->copybuf, 1);
             if (n == 0)
                 return 0;
@@ -316,7 +316,7 @@ int cdc_stream_next(cdc_stream *s, cdc_stream_msg *msg, cdc_error *err)
                 PQresultStatus(res) != PGRES_COPY_OUT && PQresultStatus(res) != PGRES_COPY_BOTH) {
                 const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
                 rc = cdc_err(err, CDC_EPG, "replication stream ended: %s",
-                             m ? m : PQerrorMessage(s->conn));
+                             m ? m : cdc_pg_errmsg(s->conn));
             } else {
                 cdc_err(err, CDC_EINTERRUPTED, "server ended the replication stream");
             }
@@ -325,7 +325,7 @@ int cdc_stream_next(cdc_stream *s, cdc_stream_msg *msg, cdc_error *err)
         }
         if (n == -2)
             return cdc_err(err, CDC_EPG, "replication connection lost: %s",
-                           PQerrorMessage(s->conn));
+                           cdc_pg_errmsg(s->conn));
 
         const uint8_t *p = (const uint8_t *)s->copybuf;
         memset(msg, 0, sizeof(*msg));
@@ -359,7 +359,7 @@ int cdc_stream_flush(cdc_stream *s, cdc_error *err)
 {
     int r = PQflush(s->conn);
     if (r < 0)
-        return cdc_err(err, CDC_EPG, "cannot send to the server: %s", PQerrorMessage(s->conn));
+        return cdc_err(err, CDC_EPG, "cannot send to the server: %s", cdc_pg_errmsg(s->conn));
     s->want_write = r == 1;
     return r;
 }
@@ -375,7 +375,7 @@ int cdc_stream_send_status(cdc_stream *s, cdc_lsn written, cdc_lsn flushed, bool
     put_u64(buf + 25, (uint64_t)pg_now_us());
     buf[33] = reply ? 1 : 0;
     if (PQputCopyData(s->conn, (const char *)buf, sizeof(buf)) <= 0)
-        return cdc_err(err, CDC_EPG, "cannot send a status update: %s", PQerrorMessage(s->conn));
+        return cdc_err(err, CDC_EPG, "cannot send a status update: %s", cdc_pg_errmsg(s->conn));
     s->last_status_ms = cdc_now_ms();
     cdc_log_debug("status update: write " CDC_LSN_FMT " flush " CDC_LSN_FMT, CDC_LSN_ARGS(written),
                   CDC_LSN_ARGS(flushed));

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pgcdc/checkpoint.h"
 #include "pgcdc/crashpoint.h"
@@ -40,6 +41,7 @@ typedef struct run_state {
     bool endpos_reached;  /* nothing more to read */
     bool reply_pending;   /* the server asked for a status update */
     uint64_t events;      /* events handed to the sink */
+    int64_t connected_ms; /* when the current session started streaming, 0 before */
     cdc_error cb_err;     /* error raised inside a decoder callback */
 } run_state;
 
@@ -236,10 +238,23 @@ static int wait_io(run_state *st, int timeout_ms)
     return 0;
 }
 
-static int drain(run_state *st, int64_t timeout_ms, cdc_error *err)
+/*
+ * Wait until every message sent is delivered, up to timeout_ms (negative:
+ * until stop is requested, then shutdown.timeout more). Keeps sending status
+ * updates while the stream is alive.
+ */
+static int drain(run_state *st, int64_t timeout_ms, bool stream_alive, cdc_error *err)
 {
-    int64_t deadline = cdc_now_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : cdc_now_ms() + timeout_ms;
+    int64_t last_log = cdc_now_ms();
     while (cdc_tracker_inflight(st->tracker) > 0) {
+        if (timeout_ms < 0 && stop_requested && deadline == INT64_MAX)
+            deadline = cdc_now_ms() + st->opts->cfg->shutdown_timeout;
+        if (cdc_now_ms() - last_log >= 10000) {
+            cdc_log_warning("waiting for %llu kafka deliveries",
+                            (unsigned long long)cdc_tracker_inflight(st->tracker));
+            last_log = cdc_now_ms();
+        }
         int64_t left = deadline - cdc_now_ms();
         if (left <= 0) {
             cdc_err(err, CDC_ETIMEOUT,
@@ -254,7 +269,8 @@ static int drain(run_state *st, int64_t timeout_ms, cdc_error *err)
         if (rc < 0)
             return rc;
         /* keep the server from timing us out while we wait */
-        if (cdc_now_ms() - cdc_stream_last_status_ms(st->stream) >= st->opts->cfg->status_interval)
+        if (stream_alive &&
+            cdc_now_ms() - cdc_stream_last_status_ms(st->stream) >= st->opts->cfg->status_interval)
             if ((rc = send_status(st, err)) < 0)
                 return rc;
     }
@@ -302,6 +318,90 @@ static int loop(run_state *st, cdc_error *err)
     return 0;
 }
 
+/* Errors after which pgcdc reconnects to PostgreSQL instead of exiting. */
+static bool is_transient(int rc)
+{
+    return rc == CDC_EPG || rc == CDC_EPGCONN || rc == CDC_EINTERRUPTED;
+}
+
+/*
+ * One replication session: connect, check the slot against the checkpoint,
+ * let the sink read its positions, start streaming, and run the loop.
+ * Returns what ended it; the stream stays open for the caller to close.
+ */
+static int session(run_state *st, const cdc_checkpoint *saved, bool first, cdc_error *err)
+{
+    const cdc_run_opts *opts = st->opts;
+    const cdc_config *cfg = opts->cfg;
+    cdc_stream_opts so = {
+        .dsn = cfg->source_dsn,
+        .slot = cfg->slot_name,
+        .publication = cfg->publication_name,
+    };
+    int rc = cdc_stream_connect(&so, &st->stream, err);
+    if (rc < 0)
+        return rc;
+    const cdc_system_info *sys = cdc_stream_system(st->stream);
+    if (saved && (rc = check_checkpoint(st, saved, err)) < 0)
+        return rc;
+
+    cdc_lsn start = saved ? saved->lsn : cdc_stream_slot_confirmed(st->stream);
+    if (first) {
+        st->ckpt = (cdc_checkpoint){.version = CDC_CKPT_FORMAT_VERSION,
+                                    .system_id = sys->system_id,
+                                    .timeline = sys->timeline,
+                                    .lsn = start};
+        snprintf(st->ckpt.database, sizeof(st->ckpt.database), "%s", sys->dbname);
+        snprintf(st->ckpt.slot, sizeof(st->ckpt.slot), "%s", cfg->slot_name);
+        st->durable = start;
+    }
+    st->last_ckpt_ms = cdc_now_ms();
+    cdc_tracker_free(st->tracker);
+    if ((st->tracker = cdc_tracker_new(start)) == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    st->sink->tracker = st->tracker;
+    st->cur_seq = 0;
+    cdc_pgo_decoder_reset(st->dec);
+
+    /* The publication must exist (a missing one is permanent, not worth a reconnect). */
+    char **tables = NULL;
+    if ((rc = cdc_stream_publication_tables(st->stream, cfg->publication_name, &tables, err)) < 0)
+        return rc;
+    if (st->sink->ops->open) {
+        cdc_sink_source src = {.dbname = sys->dbname,
+                               .system_id = sys->system_id,
+                               .slot = cfg->slot_name,
+                               .tables = (const char *const *)tables,
+                               .stop = &stop_requested};
+        rc = st->sink->ops->open(st->sink, &src, err);
+    }
+    free(tables);
+    if (rc < 0)
+        return rc;
+    if ((rc = cdc_stream_start(st->stream, start, err)) < 0)
+        return rc;
+    cdc_log_info("streaming from slot \"%s\" publication \"%s\" database \"%s\" at " CDC_LSN_FMT
+                 " (%s)",
+                 cfg->slot_name, cfg->publication_name, sys->dbname, CDC_LSN_ARGS(start),
+                 saved && first ? "checkpoint"
+                 : first        ? "slot position"
+                                : "reconnected");
+    if (opts->has_endpos && start >= opts->endpos) {
+        st->endpos_reached = true;
+        cdc_log_info("already at or past endpos " CDC_LSN_FMT, CDC_LSN_ARGS(opts->endpos));
+    }
+    st->connected_ms = cdc_now_ms();
+    return loop(st, err);
+}
+
+/* Sleep ms, waking early when a stop is requested. */
+static void sleep_interruptible(int64_t ms)
+{
+    int64_t until = cdc_now_ms() + ms;
+    while (!stop_requested && cdc_now_ms() < until)
+        poll(NULL, 0, 50);
+}
+
 int cdc_run(const cdc_run_opts *opts, cdc_error *err)
 {
     const cdc_config *cfg = opts->cfg;
@@ -328,64 +428,53 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     stop_requested = 0;
+    srand((unsigned)(cdc_now_ms() ^ getpid()));
 
-    cdc_stream_opts so = {
-        .dsn = cfg->source_dsn,
-        .slot = cfg->slot_name,
-        .publication = cfg->publication_name,
-    };
-    if ((rc = cdc_stream_connect(&so, &st.stream, err)) < 0)
-        return rc;
-    const cdc_system_info *sys = cdc_stream_system(st.stream);
-    if (have_ckpt && (rc = check_checkpoint(&st, &saved, err)) < 0)
-        goto out;
-
-    cdc_lsn start = have_ckpt ? saved.lsn : cdc_stream_slot_confirmed(st.stream);
-    st.ckpt = (cdc_checkpoint){.version = CDC_CKPT_FORMAT_VERSION,
-                               .system_id = sys->system_id,
-                               .timeline = sys->timeline,
-                               .lsn = start};
-    snprintf(st.ckpt.database, sizeof(st.ckpt.database), "%s", sys->dbname);
-    snprintf(st.ckpt.slot, sizeof(st.ckpt.slot), "%s", cfg->slot_name);
-    st.durable = start;
-    st.last_ckpt_ms = cdc_now_ms();
-    st.tracker = cdc_tracker_new(start);
     cdc_pgo_handler h = {.begin = on_begin, .event = on_event, .commit = on_commit, .arg = &st};
-    if (st.tracker == NULL) {
-        rc = cdc_err(err, CDC_ENOMEM, "out of memory");
-        goto out;
-    }
     if ((rc = cdc_pgo_decoder_new(&h, &st.dec, err)) < 0)
-        goto out;
-    st.sink->tracker = st.tracker;
-    if (st.sink->ops->open) {
-        char **tables = NULL;
-        if ((rc = cdc_stream_publication_tables(st.stream, cfg->publication_name, &tables, err)) <
-            0)
-            goto out;
-        cdc_sink_source src = {.dbname = sys->dbname,
-                               .system_id = sys->system_id,
-                               .slot = cfg->slot_name,
-                               .tables = (const char *const *)tables,
-                               .stop = &stop_requested};
-        rc = st.sink->ops->open(st.sink, &src, err);
-        free(tables);
-        if (rc < 0)
-            goto out;
-    }
-    if ((rc = cdc_stream_start(st.stream, start, err)) < 0)
-        goto out;
+        return rc;
 
-    cdc_log_info("streaming from slot \"%s\" publication \"%s\" database \"%s\" at " CDC_LSN_FMT
-                 " (%s)",
-                 cfg->slot_name, cfg->publication_name, sys->dbname, CDC_LSN_ARGS(start),
-                 have_ckpt ? "checkpoint" : "slot position");
-    if (opts->has_endpos && start >= opts->endpos) {
-        st.endpos_reached = true;
-        cdc_log_info("already at or past endpos " CDC_LSN_FMT, CDC_LSN_ARGS(opts->endpos));
-    }
+    int64_t backoff = cfg->reconnect_backoff_min;
+    for (int attempt = 0;; attempt++) {
+        bool first = attempt == 0;
+        cdc_err_clear(err);
+        rc = session(&st, first ? (have_ckpt ? &saved : NULL) : &st.ckpt, first, err);
+        if (rc == 0 || stop_requested || !is_transient(rc) || (first && st.connected_ms == 0))
+            break;
 
-    rc = loop(&st, err);
+        /* A transient PostgreSQL failure: keep what is delivered, then reconnect. */
+        cdc_log_msg(CDC_LOG_WARNING, err->detail, err->hint, "%s", err->msg);
+        cdc_stream_close(st.stream);
+        st.stream = NULL;
+        cdc_error derr = {0};
+        int drc = drain(&st, -1, false, &derr);
+        if (drc == 0)
+            drc = write_checkpoint(&st, &derr);
+        if (drc < 0 && !(stop_requested && drc == CDC_ETIMEOUT)) {
+            *err = derr;
+            rc = drc;
+            goto out;
+        }
+        if (stop_requested) {
+            rc = 0;
+            goto out;
+        }
+        if (st.connected_ms && cdc_now_ms() - st.connected_ms > 60000)
+            backoff = cfg->reconnect_backoff_min; /* it ran for a while: start over */
+        int64_t wait = backoff / 2 + (int64_t)((double)rand() / RAND_MAX * (double)(backoff / 2));
+        cdc_log_warning(
+            "reconnecting to postgresql in %lld ms (attempt %d), resuming from " CDC_LSN_FMT,
+            (long long)wait, attempt + 1, CDC_LSN_ARGS(st.durable));
+        sleep_interruptible(wait);
+        backoff =
+            backoff * 2 > cfg->reconnect_backoff_max ? cfg->reconnect_backoff_max : backoff * 2;
+        if (stop_requested) {
+            rc = 0;
+            goto out;
+        }
+    }
+    if (st.tracker == NULL || st.stream == NULL)
+        goto out;
     if (rc == 0 && stop_requested)
         cdc_log_info("stopping: waiting for outstanding deliveries");
 
@@ -393,11 +482,12 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
     {
         cdc_error derr = {0};
         int drc = 0;
-        if (rc == 0 || rc == CDC_EPG || rc == CDC_EINTERRUPTED)
-            drc = drain(&st, cfg->shutdown_timeout, &derr);
+        bool alive = !is_transient(rc);
+        if (rc == 0 || is_transient(rc))
+            drc = drain(&st, cfg->shutdown_timeout, alive, &derr);
         int wrc = write_checkpoint(&st, rc == 0 && drc == 0 ? err : &derr);
         cdc_crashpoint("shutdown-after-checkpoint");
-        if (wrc == 0 && rc != CDC_EPG && rc != CDC_EINTERRUPTED)
+        if (wrc == 0 && alive)
             send_status(&st, &derr);
         if (rc == 0 && drc < 0) {
             *err = derr;
@@ -410,6 +500,8 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
         cdc_log_info("stopped at " CDC_LSN_FMT " after %llu events", CDC_LSN_ARGS(st.durable),
                      (unsigned long long)st.events);
 out:
+    if (rc == CDC_EINTERRUPTED && stop_requested)
+        rc = 0; /* stopped while waiting for kafka or postgresql: nothing was lost */
     cdc_stream_close(st.stream);
     cdc_pgo_decoder_free(st.dec);
     cdc_tracker_free(st.tracker);
