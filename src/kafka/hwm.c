@@ -178,7 +178,9 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
         return rc;
     if (rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr)) ||
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "group.id", "pgcdc-hwm", errstr, sizeof(errstr))) {
+        rd_kafka_conf_set(conf, "group.id", "pgcdc-hwm", errstr, sizeof(errstr)) ||
+        /* the answer is at hand: do not let the broker hold fetches open */
+        rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", errstr, sizeof(errstr))) {
         rd_kafka_conf_destroy(conf);
         return cdc_err(err, CDC_ECONFIG, "cannot configure the position reader: %s", errstr);
     }
