@@ -13,7 +13,7 @@
 #define CDC_KAFKA_DEFAULTS_INIT                                                                    \
     {                                                                                              \
         {"enable.idempotence", "true"}, {"acks", "all"}, {"message.timeout.ms", "0"},              \
-            {"queue.buffering.max.messages", "1000000"},                                           \
+            {"queue.buffering.max.messages", "1000000"}, {"sticky.partitioning.linger.ms", "0"},   \
     }
 
 /*

@@ -13,6 +13,8 @@
 #include "pgcdc/pipeline.h"
 #include "pgcdc/stream.h"
 
+#include "keys.h"
+
 static volatile int stop_requested; /* int is sig_atomic_t on every target we build for */
 
 void cdc_run_request_stop(void)
@@ -43,6 +45,7 @@ typedef struct run_state {
     uint64_t events;      /* events handed to the sink */
     int64_t connected_ms; /* when the current session started streaming, 0 before */
     cdc_error cb_err;     /* error raised inside a decoder callback */
+    cdc_keymap keymap;    /* primary keys of REPLICA IDENTITY FULL tables */
 } run_state;
 
 /* ------------------------------------------------------------------------
@@ -66,6 +69,14 @@ static int on_event(const cdc_event *ev, void *arg)
     bool standalone = seq == 0; /* a non-transactional message between transactions */
     if (standalone && (seq = cdc_tracker_open(st->tracker)) == 0)
         return cdc_err(&st->cb_err, CDC_ENOMEM, "out of memory");
+    cdc_event rekeyed;
+    if (ev->replident == CDC_EVENT_REPLIDENT_FULL && ev->op != CDC_EVENT_MESSAGE) {
+        /* pgoutput marks every column of a FULL table as key: key by the primary key */
+        int krc = cdc_keymap_apply(&st->keymap, ev, &rekeyed, &st->cb_err);
+        if (krc < 0)
+            return krc;
+        ev = &rekeyed;
+    }
     int rc = st->sink->ops->event(st->sink, ev, seq, &st->cb_err);
     if (rc < 0)
         return rc;
@@ -211,6 +222,10 @@ static int read_batch(run_state *st, cdc_error *err)
                 break;
             }
         }
+        if (m.len >= 5 && m.data[0] == 'R')
+            cdc_keymap_invalidate(&st->keymap, (uint32_t)m.data[1] << 24 |
+                                                   (uint32_t)m.data[2] << 16 |
+                                                   (uint32_t)m.data[3] << 8 | m.data[4]);
         cdc_err_clear(&st->cb_err);
         int rc = cdc_pgo_decoder_feed(st->dec, m.data, m.len, m.wal_start, err);
         if (rc < 0) {
@@ -433,6 +448,7 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
     cdc_pgo_handler h = {.begin = on_begin, .event = on_event, .commit = on_commit, .arg = &st};
     if ((rc = cdc_pgo_decoder_new(&h, &st.dec, err)) < 0)
         return rc;
+    st.keymap.dsn = cfg->source_dsn;
 
     int64_t backoff = cfg->reconnect_backoff_min;
     for (int attempt = 0;; attempt++) {
@@ -446,6 +462,7 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
         cdc_log_msg(CDC_LOG_WARNING, err->detail, err->hint, "%s", err->msg);
         cdc_stream_close(st.stream);
         st.stream = NULL;
+        cdc_keymap_close(&st.keymap);
         cdc_error derr = {0};
         int drc = drain(&st, -1, false, &derr);
         if (drc == 0)
@@ -505,5 +522,6 @@ out:
     cdc_stream_close(st.stream);
     cdc_pgo_decoder_free(st.dec);
     cdc_tracker_free(st.tracker);
+    cdc_keymap_free(&st.keymap);
     return rc;
 }

@@ -1,0 +1,71 @@
+/* catalog.c - primary key lookups over an ordinary SQL session */
+#include "pgcdc/catalog.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg_int.h"
+
+struct cdc_catalog {
+    PGconn *conn;
+};
+
+int cdc_catalog_open(const char *dsn, cdc_catalog **ret, cdc_error *err)
+{
+    cdc_catalog *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    int rc = cdc_pg_connect(dsn, CDC_PG_NORMAL, &c->conn, err);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    *ret = c;
+    return 0;
+}
+
+int cdc_catalog_primary_key(cdc_catalog *c, uint32_t relid, char ***ret_names, cdc_error *err)
+{
+    char oid[16];
+    snprintf(oid, sizeof(oid), "%u", relid);
+    const char *params[1] = {oid};
+    PGresult *res =
+        cdc_pg_execp(c->conn, "look up a primary key",
+                     "SELECT a.attname FROM pg_catalog.pg_index i "
+                     "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) "
+                     "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
+                     "AND a.attnum = k.attnum "
+                     "WHERE i.indrelid = $1::oid AND i.indisprimary ORDER BY k.n",
+                     1, params, err);
+    if (res == NULL)
+        return CDC_EPG;
+    int n = PQntuples(res);
+    size_t bytes = sizeof(char *) * (size_t)(n + 1);
+    for (int i = 0; i < n; i++)
+        bytes += strlen(PQgetvalue(res, i, 0)) + 1;
+    char **names = malloc(bytes);
+    if (names == NULL) {
+        PQclear(res);
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    }
+    char *w = (char *)(names + n + 1);
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(PQgetvalue(res, i, 0)) + 1;
+        memcpy(w, PQgetvalue(res, i, 0), len);
+        names[i] = w;
+        w += len;
+    }
+    names[n] = NULL;
+    PQclear(res);
+    *ret_names = names;
+    return 0;
+}
+
+void cdc_catalog_close(cdc_catalog *c)
+{
+    if (c == NULL)
+        return;
+    PQfinish(c->conn);
+    free(c);
+}
