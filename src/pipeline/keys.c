@@ -1,6 +1,7 @@
 /* keys.c - Kafka keys for REPLICA IDENTITY FULL tables: their primary key, not every column */
 #include "keys.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,10 +67,12 @@ int cdc_keymap_apply(cdc_keymap *m, const cdc_event *ev, cdc_event *ret, cdc_err
             return rc;
         e->stale = false;
         e->src_cols = NULL;
-        if (e->pk[0] == NULL)
-            cdc_log_info("table \"%s.%s\" has REPLICA IDENTITY FULL and no primary key: its "
-                         "messages get a null key and one partition",
-                         ev->schema, ev->table);
+        if (e->pk[0] == NULL && !e->warned) {
+            cdc_log_warning("table \"%s.%s\" has REPLICA IDENTITY FULL and no primary key: its "
+                            "messages get a null key, and all go to one partition",
+                            ev->schema, ev->table);
+            e->warned = true;
+        }
     }
     if ((e->src_cols != ev->columns || e->ncols != ev->ncols) && build(e, ev) < 0)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
@@ -109,4 +112,69 @@ void cdc_keymap_free(cdc_keymap *m)
     free(m->entries);
     cdc_keymap_close(m);
     memset(m, 0, sizeof(*m));
+}
+
+/* ------------------------------------------------------------------------
+ * Schema changes
+ * ------------------------------------------------------------------------ */
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* "schema.table" from a Relation payload, or "?" when it is malformed (the decoder reports that).
+ */
+static void relation_name(const uint8_t *p, size_t len, char *out, size_t outsz)
+{
+    const char *ns = (const char *)p + 5;
+    size_t left = len - 5;
+    size_t nslen = strnlen(ns, left);
+    if (nslen == left) {
+        snprintf(out, outsz, "?");
+        return;
+    }
+    const char *rel = ns + nslen + 1;
+    size_t rellen = strnlen(rel, left - nslen - 1);
+    snprintf(out, outsz, "%.*s.%.*s", (int)nslen, ns, (int)rellen, rel);
+}
+
+void cdc_schemas_note(cdc_schemas *s, const uint8_t *payload, size_t len)
+{
+    if (len < 5)
+        return;
+    uint32_t relid = (uint32_t)payload[1] << 24 | (uint32_t)payload[2] << 16 |
+                     (uint32_t)payload[3] << 8 | payload[4];
+    uint64_t h = fnv1a(payload + 5, len - 5);
+    char name[300];
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->seen[i].relid != relid)
+            continue;
+        if (s->seen[i].hash != h) {
+            relation_name(payload, len, name, sizeof(name));
+            cdc_log_info("table \"%s\" (oid %u) changed shape: its events now carry the new "
+                         "columns",
+                         name, relid);
+            s->seen[i].hash = h;
+        }
+        return;
+    }
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        cdc_schema_seen *n = realloc(s->seen, sizeof(*n) * cap);
+        if (n == NULL)
+            return; /* only a log line is at stake */
+        s->seen = n;
+        s->cap = cap;
+    }
+    s->seen[s->n++] = (cdc_schema_seen){relid, h};
+}
+
+void cdc_schemas_free(cdc_schemas *s)
+{
+    free(s->seen);
+    memset(s, 0, sizeof(*s));
 }

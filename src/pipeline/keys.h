@@ -12,6 +12,7 @@
 typedef struct cdc_keymap_entry {
     uint32_t relid;
     bool stale;                       /* look the primary key up again */
+    bool warned;                      /* the no-primary-key warning was logged */
     char **pk;                        /* primary key column names (one allocation) */
     const cdc_event_column *src_cols; /* the decoder's columns the mask was built for */
     size_t ncols;
@@ -35,6 +36,26 @@ typedef struct cdc_keymap {
 int cdc_keymap_apply(cdc_keymap *m, const cdc_event *ev, cdc_event *ret, cdc_error *err);
 /* A Relation message arrived for relid: its key may have changed. */
 void cdc_keymap_invalidate(cdc_keymap *m, uint32_t relid);
+
+/* Schemas seen: a Relation message's content per table, to log each change once. */
+typedef struct cdc_schema_seen {
+    uint32_t relid;
+    uint64_t hash; /* of the Relation message after the relid */
+} cdc_schema_seen;
+
+typedef struct cdc_schemas {
+    cdc_schema_seen *seen;
+    size_t n, cap;
+} cdc_schemas;
+
+/*
+ * Note a Relation message payload (type byte included). Logs "table ...
+ * changed" when the same relid arrives with different content (columns,
+ * types, name, replica identity), nothing for a repeat (sent again after a
+ * reconnect or a cache invalidation).
+ */
+void cdc_schemas_note(cdc_schemas *s, const uint8_t *payload, size_t len);
+void cdc_schemas_free(cdc_schemas *s);
 /* Close the catalog session (a reconnect opens a new one). */
 void cdc_keymap_close(cdc_keymap *m);
 void cdc_keymap_free(cdc_keymap *m);

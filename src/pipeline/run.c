@@ -46,6 +46,7 @@ typedef struct run_state {
     int64_t connected_ms; /* when the current session started streaming, 0 before */
     cdc_error cb_err;     /* error raised inside a decoder callback */
     cdc_keymap keymap;    /* primary keys of REPLICA IDENTITY FULL tables */
+    cdc_schemas schemas;  /* shape of each table seen, to log changes once */
 } run_state;
 
 /* ------------------------------------------------------------------------
@@ -222,10 +223,12 @@ static int read_batch(run_state *st, cdc_error *err)
                 break;
             }
         }
-        if (m.len >= 5 && m.data[0] == 'R')
+        if (m.len >= 5 && m.data[0] == 'R') {
+            cdc_schemas_note(&st->schemas, m.data, m.len);
             cdc_keymap_invalidate(&st->keymap, (uint32_t)m.data[1] << 24 |
                                                    (uint32_t)m.data[2] << 16 |
                                                    (uint32_t)m.data[3] << 8 | m.data[4]);
+        }
         cdc_err_clear(&st->cb_err);
         int rc = cdc_pgo_decoder_feed(st->dec, m.data, m.len, m.wal_start, err);
         if (rc < 0) {
@@ -523,5 +526,6 @@ out:
     cdc_pgo_decoder_free(st.dec);
     cdc_tracker_free(st.tracker);
     cdc_keymap_free(&st.keymap);
+    cdc_schemas_free(&st.schemas);
     return rc;
 }
