@@ -1,0 +1,102 @@
+"""test_cli.py - the pgcdc binary's command line: help, version, exit codes, configuration errors."""
+
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+PGCDC = os.environ["PGCDC_BIN"]
+
+
+def run(*args):
+    return subprocess.run([PGCDC, *args], capture_output=True, text=True, timeout=30)
+
+
+class CliTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.addCleanup(self.dir.cleanup)
+
+    def conf(self, text):
+        path = os.path.join(self.dir.name, "f.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_help_lists_every_command(self):
+        r = run("--help")
+        self.assertEqual(r.returncode, 0)
+        for cmd in ("setup", "start", "resume", "status", "teardown", "tail", "config", "version"):
+            self.assertIn(cmd, r.stdout)
+        for cmd in ("setup", "start", "resume", "status", "teardown", "tail", "config"):
+            r = run(cmd, "--help")
+            self.assertEqual(r.returncode, 0, cmd)
+            self.assertIn(f"usage: pgcdc {cmd}", r.stdout)
+            self.assertIn("--config", r.stdout)
+
+    def test_version_names_the_libraries(self):
+        r = run("version")
+        self.assertEqual(r.returncode, 0)
+        for lib in ("pgcdc ", "libpq ", "librdkafka ", "jansson ", "protobuf-c "):
+            self.assertRegex(r.stdout, r"(?m)^" + lib + r"\d+\.\d+")
+
+    def test_usage_errors_exit_2(self):
+        for args in (["frobnicate"], ["start", "--bogus"], ["status", "--dry-run"],
+                     ["start", "--endpos", "nonsense"], ["tail", "--max", "-3"], []):
+            r = run(*args)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            self.assertIn("pgcdc", r.stderr)
+
+    def test_status_with_unknown_key(self):
+        path = self.conf("slot.name = s\n\nslot.nmae = x\n")
+        r = run("status", "-c", path)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f'{path}:3: unknown key "slot.nmae"', r.stderr)
+        self.assertIn('did you mean "slot.name"', r.stderr)
+
+    def test_status_with_malformed_line(self):
+        path = self.conf("# ok\nthis line has no equals sign\n")
+        r = run("status", "-c", path)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f"{path}:2: malformed line", r.stderr)
+
+    def test_status_with_invalid_kafka_property(self):
+        path = self.conf("kafka.bootstrap.servers = 127.0.0.1:9\nkafka.acks = sometimes\n")
+        r = run("status", "-c", path)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f'{path}:2: invalid kafka property "kafka.acks"', r.stderr)
+        path = self.conf("kafka.no.such.property = 1\n")
+        r = run("status", "-c", path)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f'{path}:1: invalid kafka property "kafka.no.such.property"', r.stderr)
+
+    def test_status_with_invalid_value(self):
+        path = self.conf("format = xml\n")
+        r = run("status", "-c", path)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f'{path}:1: invalid value "xml" for key "format"', r.stderr)
+        self.assertIn("json, protobuf", r.stderr)
+
+    def test_override_errors_name_the_option(self):
+        r = run("config", "-o", "status.interval=soon")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn('-o status.interval: invalid value "soon"', r.stderr)
+
+    def test_missing_config_file(self):
+        r = run("status", "-c", os.path.join(self.dir.name, "absent.conf"))
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("absent.conf", r.stderr)
+
+    def test_show_masks_secrets(self):
+        path = self.conf("source.dsn = host=h user=u password=Sup3rSecret\n"
+                         "kafka.sasl.password = AlsoSecret\n")
+        r = run("config", "-c", path, "--show")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("Sup3rSecret", r.stdout)
+        self.assertNotIn("AlsoSecret", r.stdout)
+        self.assertIn("password=********", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main(argv=sys.argv[:1], verbosity=2)
