@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "pgcdc/log.h"
+
 static const char *const producer_defaults[][2] = CDC_KAFKA_DEFAULTS_INIT;
 
 /* Consumer-only keys make a producer conf fail and vice versa; skip them per role. */
@@ -15,6 +17,28 @@ static int role_skips(cdc_kafka_role role, const char *key)
             if (strcmp(key, producer_only[i]) == 0)
                 return 1;
     return 0;
+}
+
+/* librdkafka's log lines, at pgcdc's levels (syslog levels: 3 error, 4 warning, ...). */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    if (level <= 3)
+        cdc_log_error("librdkafka %s: %s", fac, buf);
+    else if (level <= 4)
+        cdc_log_warning("librdkafka %s: %s", fac, buf);
+    else
+        cdc_log_debug("librdkafka %s: %s", fac, buf);
+}
+
+int cdc_kafka_require_bootstrap(const cdc_config *cfg, cdc_error *err)
+{
+    if (cdc_config_kafka_get(cfg, "bootstrap.servers") != NULL ||
+        cdc_config_kafka_get(cfg, "metadata.broker.list") != NULL)
+        return 0;
+    cdc_err(err, CDC_ECONFIG, "kafka.bootstrap.servers is not set");
+    cdc_err_hint(err, "add \"kafka.bootstrap.servers = host:9092\" to the configuration");
+    return CDC_ECONFIG;
 }
 
 int cdc_kafka_conf_build(const cdc_config *cfg, cdc_kafka_role role, rd_kafka_conf_t **ret_conf,
@@ -49,6 +73,7 @@ int cdc_kafka_conf_build(const cdc_config *cfg, cdc_kafka_role role, rd_kafka_co
             return CDC_ECONFIG;
         }
     }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
     *ret_conf = conf;
     return 0;
 }

@@ -32,26 +32,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    if (level <= 4)
-        cdc_log_warning("librdkafka %s: %s", fac, buf);
-    else
-        cdc_log_debug("librdkafka %s: %s", fac, buf);
-}
-
 int cdc_consumer_new(const cdc_config *cfg, const char *const *topics, size_t ntopics,
                      bool from_beginning, cdc_consumer **ret, cdc_error *err)
 {
     char errstr[512], group[64];
     rd_kafka_conf_t *conf = NULL;
-    if (cdc_config_kafka_get(cfg, "bootstrap.servers") == NULL &&
-        cdc_config_kafka_get(cfg, "metadata.broker.list") == NULL) {
-        cdc_err(err, CDC_ECONFIG, "kafka.bootstrap.servers is not set");
-        cdc_err_hint(err, "add \"kafka.bootstrap.servers = host:9092\" to the configuration");
+    if (cdc_kafka_require_bootstrap(cfg, err) < 0)
         return CDC_ECONFIG;
-    }
     cdc_consumer *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
@@ -81,7 +68,6 @@ int cdc_consumer_new(const cdc_config *cfg, const char *const *topics, size_t nt
     }
     rd_kafka_conf_set_opaque(conf, c);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-    rd_kafka_conf_set_log_cb(conf, log_cb);
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (c->rk == NULL) {
         rd_kafka_conf_destroy(conf);

@@ -16,6 +16,10 @@ typedef enum cdc_kafka_role { CDC_KAFKA_PRODUCER, CDC_KAFKA_CONSUMER } cdc_kafka
  * (caller owns it until rd_kafka_new() takes ownership), or an error with
  * *ret_conf unchanged.
  */
+/* CDC_ECONFIG with a hint unless kafka.bootstrap.servers (or metadata.broker.list) is set. */
+int cdc_kafka_require_bootstrap(const cdc_config *cfg, cdc_error *err);
+
+/* (also routes librdkafka's log lines to pgcdc's log) */
 int cdc_kafka_conf_build(const cdc_config *cfg, cdc_kafka_role role, rd_kafka_conf_t **ret_conf,
                          cdc_error *err);
 

@@ -96,17 +96,6 @@ static int32_t partitioner_cb(const rd_kafka_topic_t *rkt, const void *key, size
     return (int32_t)((murmur2(key, keylen) & 0x7fffffffu) % (uint32_t)partition_cnt);
 }
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    if (level <= 3)
-        cdc_log_error("librdkafka %s: %s", fac, buf);
-    else if (level <= 4)
-        cdc_log_warning("librdkafka %s: %s", fac, buf);
-    else
-        cdc_log_debug("librdkafka %s: %s", fac, buf);
-}
-
 /* ------------------------------------------------------------------------
  * Public API
  * ------------------------------------------------------------------------ */
@@ -116,12 +105,8 @@ int cdc_producer_new(const cdc_config *cfg, cdc_delivery_fn on_delivery, void *c
 {
     char errstr[512];
     rd_kafka_conf_t *conf = NULL;
-    if (cdc_config_kafka_get(cfg, "bootstrap.servers") == NULL &&
-        cdc_config_kafka_get(cfg, "metadata.broker.list") == NULL) {
-        cdc_err(err, CDC_ECONFIG, "kafka.bootstrap.servers is not set");
-        cdc_err_hint(err, "add \"kafka.bootstrap.servers = host:9092\" to the configuration");
+    if (cdc_kafka_require_bootstrap(cfg, err) < 0)
         return CDC_ECONFIG;
-    }
     cdc_producer *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
@@ -146,7 +131,6 @@ int cdc_producer_new(const cdc_config *cfg, cdc_delivery_fn on_delivery, void *c
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_conf_set_log_cb(conf, log_cb);
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (p->rk == NULL) {
         rd_kafka_conf_destroy(conf); /* rd_kafka_new() takes ownership only on success */
