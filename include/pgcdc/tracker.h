@@ -28,6 +28,11 @@ uint64_t cdc_tracker_open(cdc_tracker *t);
 void cdc_tracker_add(cdc_tracker *t, uint64_t seq);
 /* A message of seq was delivered. */
 void cdc_tracker_ack(cdc_tracker *t, uint64_t seq);
+/*
+ * A message of seq failed for good: it is no longer in flight, and the
+ * watermark never passes seq.
+ */
+void cdc_tracker_fail(cdc_tracker *t, uint64_t seq);
 /* No more messages will be added to seq; it ends at end_lsn. */
 void cdc_tracker_close(cdc_tracker *t, uint64_t seq, cdc_lsn end_lsn);
 /*

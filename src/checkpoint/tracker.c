@@ -7,6 +7,7 @@ typedef struct txn_entry {
     uint64_t outstanding; /* messages sent and not yet acknowledged */
     cdc_lsn end_lsn;      /* valid once closed */
     bool closed;          /* no more messages will be added */
+    bool failed;          /* a message failed for good: never complete */
 } txn_entry;
 
 struct cdc_tracker {
@@ -56,7 +57,7 @@ static void advance(cdc_tracker *t)
 {
     while (t->count > 0) {
         txn_entry *e = &t->ring[t->head];
-        if (!e->closed || e->outstanding > 0)
+        if (!e->closed || e->outstanding > 0 || e->failed)
             break;
         if (e->end_lsn > t->watermark)
             t->watermark = e->end_lsn;
@@ -89,6 +90,7 @@ uint64_t cdc_tracker_open(cdc_tracker *t)
     e->outstanding = 0;
     e->end_lsn = CDC_INVALID_LSN;
     e->closed = false;
+    e->failed = false;
     t->count++;
     return t->next_seq++;
 }
@@ -109,6 +111,16 @@ void cdc_tracker_ack(cdc_tracker *t, uint64_t seq)
         e->outstanding--;
         t->inflight--;
         advance(t);
+    }
+}
+
+void cdc_tracker_fail(cdc_tracker *t, uint64_t seq)
+{
+    txn_entry *e = entry(t, seq);
+    if (e && e->outstanding > 0) {
+        e->outstanding--;
+        t->inflight--;
+        e->failed = true;
     }
 }
 

@@ -62,10 +62,10 @@ static const key_def keys[] = {
      "publish TRUNCATE as op t events"},
     {"publish.messages", KT_BOOL, OFF(publish_messages), "true", NULL, 0, 0,
      "publish logical decoding messages (pg_logical_emit_message) as op m events"},
-    {"inflight.max.messages", KT_INT, OFF(inflight_max_messages), "100000", NULL, 1, 100000000,
+    {"inflight.max.messages", KT_INT, OFF(inflight_max_messages), "20000", NULL, 1, 100000000,
      "most messages awaiting a delivery report before reading pauses"},
-    {"inflight.max.bytes", KT_SIZE, OFF(inflight_max_bytes), "32M", NULL, 65536, I64MAX,
-     "most message bytes awaiting a delivery report before reading pauses"},
+    {"inflight.max.bytes", KT_SIZE, OFF(inflight_max_bytes), "16M", NULL, 65536, I64MAX,
+     "most bytes awaiting a delivery report before reading pauses (key, value, ~512 overhead)"},
     {"shutdown.timeout", KT_DURATION, OFF(shutdown_timeout), "30s", NULL, 0, 86400000,
      "how long a clean stop waits for outstanding deliveries"},
     {"reconnect.backoff.min", KT_DURATION, OFF(reconnect_backoff_min), "500ms", NULL, 1, 3600000,
@@ -647,9 +647,10 @@ void cdc_config_print_keys(FILE *out)
         }
     }
     fprintf(out, "%-31s default: see below\n", "kafka.<property>");
-    fprintf(out, "    any librdkafka property, passed through unchanged (checked when loaded);\n"
-                 "    pgcdc sets enable.idempotence=true, acks=all, message.timeout.ms=0 and\n"
-                 "    a Java-compatible murmur2 partitioner unless given (docs/CONFIGURATION.md)\n");
+    fprintf(out,
+            "    any librdkafka property, passed through unchanged (checked when loaded);\n"
+            "    pgcdc sets enable.idempotence=true, acks=all, message.timeout.ms=0 and\n"
+            "    a Java-compatible murmur2 partitioner unless given (docs/CONFIGURATION.md)\n");
 }
 
 void cdc_config_print(const cdc_config *cfg, FILE *out)

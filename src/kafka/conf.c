@@ -19,13 +19,16 @@ static int role_skips(cdc_kafka_role role, const char *key)
     return 0;
 }
 
-/* librdkafka's log lines, at pgcdc's levels (syslog levels: 3 error, 4 warning, ...). */
+/*
+ * librdkafka's log lines at pgcdc's levels. Connection failures (facility
+ * FAIL) are transient and also reach the error callback, which logs them
+ * once as a warning: here they are debug. librdkafka reports fatal errors
+ * through the error callback, never only through its log.
+ */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
-    if (level <= 3)
-        cdc_log_error("librdkafka %s: %s", fac, buf);
-    else if (level <= 4)
+    if (level <= 4 && strcmp(fac, "FAIL") != 0)
         cdc_log_warning("librdkafka %s: %s", fac, buf);
     else
         cdc_log_debug("librdkafka %s: %s", fac, buf);

@@ -195,7 +195,7 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
     const struct rd_kafka_metadata *md = NULL;
     int backoff = 500;
     for (int attempt = 1;; attempt++) {
-        rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, 5000);
+        rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, 2000);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             break;
         cdc_log_warning("cannot read kafka metadata (attempt %d): %s; retrying in %d ms", attempt,

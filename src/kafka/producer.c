@@ -74,7 +74,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     }
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
         err == RD_KAFKA_RESP_ERR__RESOLVE) {
-        cdc_log_warning("kafka: %s (retrying; messages stay queued)", reason);
+        cdc_log_warning("kafka unreachable: %s (retrying; messages stay queued)", reason);
         return;
     }
     cdc_log_warning("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
@@ -164,8 +164,12 @@ int cdc_producer_send(cdc_producer *p, const char *topic, int32_t partition, con
         rd_kafka_headers_destroy(hdrs);
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         return CDC_EAGAIN;
+    /* librdkafka's text says "Broker: ..." even when the producer refused it locally */
+    const char *why = rd_kafka_err2str(e);
+    if (strncmp(why, "Broker: ", 8) == 0)
+        why += 8;
     return cdc_err(err, is_permanent(e) ? CDC_EKAFKAFATAL : CDC_EKAFKA,
-                   "cannot produce to topic \"%s\": %s", topic, rd_kafka_err2str(e));
+                   "the kafka producer refused a message for topic \"%s\": %s", topic, why);
 }
 
 int cdc_producer_poll(cdc_producer *p, int timeout_ms)

@@ -503,7 +503,8 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
         cdc_error derr = {0};
         int drc = 0;
         bool alive = !is_transient(rc);
-        if (rc == 0 || is_transient(rc))
+        /* after a refused message too: what was sent before it can still be delivered */
+        if (rc == 0 || is_transient(rc) || rc == CDC_EKAFKAFATAL || rc == CDC_EKAFKA)
             drc = drain(&st, cfg->shutdown_timeout, alive, &derr);
         int wrc = write_checkpoint(&st, rc == 0 && drc == 0 ? err : &derr);
         cdc_crashpoint("shutdown-after-checkpoint");

@@ -43,7 +43,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.format, CDC_FORMAT_JSON);
     assert_true(cfg.tombstones);
     assert_true(cfg.status_interval == 10000);
-    assert_true(cfg.inflight_max_bytes == 32 * 1024 * 1024);
+    assert_true(cfg.inflight_max_bytes == 16 * 1024 * 1024);
     assert_string_equal(cfg.unavailable_value_placeholder, "__debezium_unavailable_value");
     assert_int_equal((int)cfg.n_kafka, 0);
     cdc_config_free(&cfg);

@@ -109,6 +109,30 @@ static void test_random_acks_never_pass_gap(void **state)
     }
 }
 
+static void test_failed_message_pins_watermark(void **state)
+{
+    (void)state;
+    cdc_tracker *t = cdc_tracker_new(0);
+    uint64_t a = cdc_tracker_open(t);
+    cdc_tracker_add(t, a);
+    cdc_tracker_close(t, a, 10);
+    uint64_t b = cdc_tracker_open(t);
+    cdc_tracker_add(t, b);
+    cdc_tracker_add(t, b);
+    cdc_tracker_close(t, b, 20);
+    uint64_t c = cdc_tracker_open(t);
+    cdc_tracker_add(t, c);
+    cdc_tracker_close(t, c, 30);
+    cdc_tracker_ack(t, a);
+    cdc_tracker_fail(t, b); /* refused for good */
+    cdc_tracker_ack(t, b);
+    cdc_tracker_ack(t, c);
+    assert_true(cdc_tracker_inflight(t) == 0);   /* nothing left to wait for */
+    assert_true(cdc_tracker_watermark(t) == 10); /* but never past the failed one */
+    assert_false(cdc_tracker_advance_idle(t, 100));
+    cdc_tracker_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -116,6 +140,7 @@ int main(void)
         cmocka_unit_test(test_open_transaction_holds),
         cmocka_unit_test(test_empty_transactions_and_growth),
         cmocka_unit_test(test_random_acks_never_pass_gap),
+        cmocka_unit_test(test_failed_message_pins_watermark),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
