@@ -193,9 +193,9 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
 
     /* 1. partition counts: one metadata request for the whole cluster */
     const struct rd_kafka_metadata *md = NULL;
-    int backoff = 500;
+    int backoff = 500, wait_ms = 2000; /* wait grows: a slow broker still answers */
     for (int attempt = 1;; attempt++) {
-        rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, 2000);
+        rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, wait_ms);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             break;
         cdc_log_warning("cannot read kafka metadata (attempt %d): %s; retrying in %d ms", attempt,
@@ -206,9 +206,11 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
             return cdc_err(err, CDC_EINTERRUPTED, "stopped while waiting for kafka");
         }
         backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+        wait_ms = wait_ms * 2 > 30000 ? 30000 : wait_ms * 2;
     }
+    rd_kafka_topic_partition_list_t *ends = rd_kafka_topic_partition_list_new(64);
     rd_kafka_topic_partition_list_t *assign = rd_kafka_topic_partition_list_new(64);
-    size_t want = 0;
+    size_t want = 0, scanned = 0;
     rc = 0;
     for (size_t i = 0; i < ntopics && rc == 0; i++) {
         if (cdc_hwm_find(hwm, topics[i]))
@@ -221,15 +223,40 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
             rc = cdc_err(err, CDC_ENOMEM, "out of memory");
             break;
         }
-        for (int32_t p = 0; p < parts; p++) {
-            rd_kafka_topic_partition_list_add(assign, topics[i], p)->offset =
-                RD_KAFKA_OFFSET_TAIL(1);
-            want++;
-        }
+        for (int32_t p = 0; p < parts; p++)
+            rd_kafka_topic_partition_list_add(ends, topics[i], p)->offset = RD_KAFKA_OFFSET_END;
     }
     rd_kafka_metadata_destroy(md);
+    scanned = (size_t)ends->cnt;
 
-    /* 2. the last message of every partition: tail(1), then end of partition */
+    /* 2. end offsets: ListOffsets(latest) batched per broker (offsets_for_times with -1) */
+    backoff = 500;
+    for (int attempt = 1; rc == 0 && ends->cnt > 0; attempt++) {
+        rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, ends, 30000);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            break;
+        cdc_log_warning("cannot read kafka end offsets (attempt %d): %s; retrying in %d ms",
+                        attempt, rd_kafka_err2str(e), backoff);
+        nap(backoff, stop);
+        if (*stop) {
+            rc = cdc_err(err, CDC_EINTERRUPTED, "stopped while waiting for kafka");
+            break;
+        }
+        for (int k = 0; k < ends->cnt; k++)
+            ends->elems[k].offset = RD_KAFKA_OFFSET_END;
+        backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+    }
+    for (int k = 0; rc == 0 && k < ends->cnt; k++) {
+        const rd_kafka_topic_partition_t *tp = &ends->elems[k];
+        if (tp->err || tp->offset <= 0)
+            continue; /* empty partition: nothing to skip */
+        rd_kafka_topic_partition_list_add(assign, tp->topic, tp->partition)->offset =
+            tp->offset - 1;
+        want++;
+    }
+    rd_kafka_topic_partition_list_destroy(ends);
+
+    /* 3. the last message of every non-empty partition, then its end */
     if (rc == 0 && want > 0) {
         rd_kafka_resp_err_t e = rd_kafka_assign(rk, assign);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -264,10 +291,11 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
     rd_kafka_destroy(rk);
     if (rc == 0) {
         char lsn[CDC_LSN_STRLEN];
-        cdc_log_info("read the last message of %zu partitions in %zu topics in %lld ms; newest "
-                     "position from this source: %s #%llu",
-                     want, ntopics, (long long)(mono_ms() - t0), cdc_lsn_format(hwm->max.lsn, lsn),
-                     (unsigned long long)hwm->max.ordinal);
+        cdc_log_info(
+            "read the last message of %zu partitions (%zu not empty) in %zu topics in %lld "
+            "ms; newest position from this source: %s #%llu",
+            scanned, want, ntopics, (long long)(mono_ms() - t0), cdc_lsn_format(hwm->max.lsn, lsn),
+            (unsigned long long)hwm->max.ordinal);
     }
     return rc;
 }

@@ -24,6 +24,7 @@ struct cdc_stream {
     bool streaming;         /* START_REPLICATION succeeded: COPY BOTH is open */
     char *slot;             /* slot name, owned */
     char *publication;      /* publication name(s), owned */
+    int64_t sender_timeout; /* wal_sender_timeout in ms, 0 if disabled or unknown */
 };
 
 int64_t cdc_now_ms(void)
@@ -59,6 +60,30 @@ static void put_u64(uint8_t *p, uint64_t v)
 const cdc_system_info *cdc_stream_system(const cdc_stream *s)
 {
     return &s->sys;
+}
+
+int64_t cdc_stream_sender_timeout_ms(const cdc_stream *s)
+{
+    return s->sender_timeout;
+}
+
+/* SHOW wal_sender_timeout: "60s", "500ms", "1min", "0". Unknown forms leave 0. */
+static void read_sender_timeout(cdc_stream *s)
+{
+    PGresult *res = PQexec(s->conn, "SHOW wal_sender_timeout");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        char *end;
+        const char *v = PQgetvalue(res, 0, 0);
+        double n = strtod(v, &end);
+        double mult = strcmp(end, "ms") == 0    ? 1
+                      : strcmp(end, "s") == 0   ? 1000
+                      : strcmp(end, "min") == 0 ? 60000
+                      : strcmp(end, "h") == 0   ? 3600000
+                      : *end == '\0'            ? 1
+                                                : 0;
+        s->sender_timeout = (int64_t)(n * mult);
+    }
+    PQclear(res);
 }
 
 cdc_lsn cdc_stream_slot_confirmed(const cdc_stream *s)
@@ -206,6 +231,7 @@ int cdc_stream_connect(const cdc_stream_opts *opts, cdc_stream **ret, cdc_error 
         goto error;
     if ((rc = check_slot(s, opts->slot, err)) < 0)
         goto error;
+    read_sender_timeout(s);
     *ret = s;
     return 0;
 
@@ -324,8 +350,7 @@ int cdc_stream_next(cdc_stream *s, cdc_stream_msg *msg, cdc_error *err)
             return rc;
         }
         if (n == -2)
-            return cdc_err(err, CDC_EPG, "replication connection lost: %s",
-                           cdc_pg_errmsg(s->conn));
+            return cdc_err(err, CDC_EPG, "replication connection lost: %s", cdc_pg_errmsg(s->conn));
 
         const uint8_t *p = (const uint8_t *)s->copybuf;
         memset(msg, 0, sizeof(*msg));

@@ -257,6 +257,21 @@ static int wait_io(run_state *st, int timeout_ms)
 }
 
 /*
+ * How often to send status updates: status.interval, but at least three times
+ * per wal_sender_timeout. While the sink is full pgcdc does not read the
+ * socket and cannot see the server's reply requests, so the updates alone
+ * must keep the walsender from timing out.
+ */
+static int64_t status_every(const run_state *st)
+{
+    int64_t every = st->opts->cfg->status_interval;
+    int64_t wst = cdc_stream_sender_timeout_ms(st->stream);
+    if (wst > 0 && wst / 3 < every)
+        every = wst / 3 > 100 ? wst / 3 : 100;
+    return every;
+}
+
+/*
  * Wait until every message sent is delivered, up to timeout_ms (negative:
  * until stop is requested, then shutdown.timeout more). Keeps sending status
  * updates while the stream is alive.
@@ -288,7 +303,7 @@ static int drain(run_state *st, int64_t timeout_ms, bool stream_alive, cdc_error
             return rc;
         /* keep the server from timing us out while we wait */
         if (stream_alive &&
-            cdc_now_ms() - cdc_stream_last_status_ms(st->stream) >= st->opts->cfg->status_interval)
+            cdc_now_ms() - cdc_stream_last_status_ms(st->stream) >= status_every(st))
             if ((rc = send_status(st, err)) < 0)
                 return rc;
     }
@@ -298,6 +313,7 @@ static int drain(run_state *st, int64_t timeout_ms, bool stream_alive, cdc_error
 static int loop(run_state *st, cdc_error *err)
 {
     const cdc_config *cfg = st->opts->cfg;
+    const int64_t every = status_every(st);
     int rc = 0;
     while (!stop_requested) {
         int n = read_batch(st, err);
@@ -314,8 +330,7 @@ static int loop(run_state *st, cdc_error *err)
                 return rc;
             st->reply_pending = true; /* tell the server promptly */
         }
-        if (st->reply_pending ||
-            now - cdc_stream_last_status_ms(st->stream) >= cfg->status_interval)
+        if (st->reply_pending || now - cdc_stream_last_status_ms(st->stream) >= every)
             if ((rc = send_status(st, err)) < 0)
                 return rc;
         if (cdc_stream_want_write(st->stream) && cdc_stream_flush(st->stream, err) < 0)
@@ -326,7 +341,7 @@ static int loop(run_state *st, cdc_error *err)
             continue;
 
         /* Nothing buffered: sleep until input, the next status update, or a delivery. */
-        int64_t until_status = cfg->status_interval - (now - cdc_stream_last_status_ms(st->stream));
+        int64_t until_status = every - (now - cdc_stream_last_status_ms(st->stream));
         int timeout = until_status < 0 ? 0 : until_status > 1000 ? 1000 : (int)until_status;
         if (cdc_tracker_inflight(st->tracker) > 0 || w > st->durable)
             timeout = timeout > 5 ? 5 : timeout;
