@@ -34,11 +34,16 @@ static void refusal_hint(cdc_error *err, const char *reason)
 
 typedef struct kafka_sink {
     cdc_sink base;
-    const cdc_config *cfg;   /* borrowed, outlives the sink */
-    cdc_producer *producer;  /* owned */
-    cdc_encoder *encoder;    /* owned, made by open() */
-    char *dbname;            /* owned */
-    cdc_buf topic;           /* scratch: topic name */
+    const cdc_config *cfg;  /* borrowed, outlives the sink */
+    cdc_producer *producer; /* owned */
+    cdc_encoder *encoder;   /* owned, made by open() */
+    char *dbname;           /* owned */
+    cdc_buf topic;          /* topic of the current table */
+    cdc_buf topic_schema;   /* schema and table the topic was made for */
+    cdc_buf topic_table;
+    bool topic_is_table; /* topic is a table's (not the message topic) */
+    cdc_lsn lsn_cached;  /* commit LSN whose text is in lsn_text */
+    char lsn_text[CDC_LSN_STRLEN];
     cdc_buf key;             /* scratch: encoded key */
     cdc_buf value;           /* scratch: encoded value */
     char *source;            /* pgcdc.source header: "<system id>/<database>/<slot>" */
@@ -79,12 +84,37 @@ static void on_delivery(void *ctx, uint64_t seq, size_t bytes, int err, const ch
  * Producing
  * ------------------------------------------------------------------------ */
 
+/* Topic of the event's table (NULL table: the message topic); kept while the table repeats. */
 static int set_topic(kafka_sink *s, const char *schema, const char *table)
 {
+    if (s->topic.len > 0 && s->topic_is_table == (table != NULL) &&
+        (table == NULL ||
+         (strcmp(schema, s->topic_schema.data) == 0 && strcmp(table, s->topic_table.data) == 0)))
+        return 0;
     cdc_buf_reset(&s->topic);
+    cdc_buf_reset(&s->topic_schema);
+    cdc_buf_reset(&s->topic_table);
+    s->topic_is_table = table != NULL;
     if (table == NULL)
         return cdc_buf_printf(&s->topic, "%s.message", s->cfg->topic_prefix);
+    if (cdc_buf_puts(&s->topic_schema, schema) < 0 || cdc_buf_puts(&s->topic_table, table) < 0)
+        return CDC_ENOMEM;
     return cdc_buf_printf(&s->topic, "%s.%s.%s", s->cfg->topic_prefix, schema, table);
+}
+
+/* Decimal text of v into buf (at least 21 bytes); returns its length. */
+static size_t u64_text(uint64_t v, char *buf)
+{
+    char tmp[21];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
+    return n;
 }
 
 /*
@@ -109,7 +139,7 @@ static int send_one(kafka_sink *s, const cdc_event *ev, uint64_t seq, unsigned s
                     const cdc_buf *key, bool key_null, const cdc_buf *value, const char *op,
                     cdc_error *err)
 {
-    char lsn[CDC_LSN_STRLEN], ord[24];
+    char ord[24];
     cdc_position pos = {ev->commit_lsn, ev->ordinal * 4 + sub};
     int32_t partition = RD_KAFKA_PARTITION_UA;
     const cdc_hwm_topic *t = cdc_hwm_find(&s->hwm, s->topic.data);
@@ -130,11 +160,14 @@ static int send_one(kafka_sink *s, const cdc_event *ev, uint64_t seq, unsigned s
         }
     }
 
-    cdc_lsn_format(ev->commit_lsn, lsn);
-    snprintf(ord, sizeof(ord), "%llu", (unsigned long long)pos.ordinal);
+    if (s->lsn_cached != ev->commit_lsn || s->lsn_text[0] == '\0') {
+        cdc_lsn_format(ev->commit_lsn, s->lsn_text);
+        s->lsn_cached = ev->commit_lsn;
+    }
+    size_t ordlen = u64_text(pos.ordinal, ord);
     cdc_kafka_header h[4] = {
-        {"pgcdc.lsn", lsn, strlen(lsn)},
-        {"pgcdc.ordinal", ord, strlen(ord)},
+        {"pgcdc.lsn", s->lsn_text, strlen(s->lsn_text)},
+        {"pgcdc.ordinal", ord, ordlen},
         {"pgcdc.op", op, strlen(op)},
         {"pgcdc.source", s->source, strlen(s->source)},
     };
@@ -319,6 +352,8 @@ static void ks_free(cdc_sink *base)
     free(s->source);
     free(s->dbname);
     cdc_buf_free(&s->topic);
+    cdc_buf_free(&s->topic_schema);
+    cdc_buf_free(&s->topic_table);
     cdc_buf_free(&s->key);
     cdc_buf_free(&s->value);
     free(s);
