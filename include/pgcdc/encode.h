@@ -34,8 +34,9 @@ typedef struct cdc_source_info {
 
 /*
  * Create an encoder for cfg->format (json or protobuf) with cfg's
- * unavailable.value.placeholder, decimal.handling.mode and
- * binary.handling.mode. Strings of cfg and src are copied; neither is needed
+ * unavailable.value.placeholder and the Debezium-style type options
+ * (decimal, time.precision, binary, interval and hstore handling modes).
+ * Strings of cfg and src are copied; neither is needed
  * afterwards. src->name, src->db and src->version must not be NULL.
  * Returns 0 and sets *ret, or CDC_EINVAL / CDC_ENOMEM leaving *ret unchanged.
  */

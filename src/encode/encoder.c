@@ -7,47 +7,6 @@
 #include "encode_int.h"
 
 /* ---------------------------------------------------------------------------
- * Type OIDs
- * ------------------------------------------------------------------------- */
-
-/*
- * Built-in type OIDs (pg_type.dat) and their representation. Sorted by OID
- * for the binary search below; the unit tests check the order. A type that
- * is not here is sent in its text form.
- */
-static const struct {
-    uint32_t oid;
-    cdc_enc_kind kind;
-} cdc_enc_types[] = {
-    {16, CDC_ENC_KIND_BOOL},      /* bool */
-    {17, CDC_ENC_KIND_BYTEA},     /* bytea */
-    {20, CDC_ENC_KIND_INT},       /* int8 */
-    {21, CDC_ENC_KIND_INT},       /* int2 */
-    {23, CDC_ENC_KIND_INT},       /* int4 */
-    {26, CDC_ENC_KIND_INT},       /* oid */
-    {700, CDC_ENC_KIND_FLOAT},    /* float4 */
-    {701, CDC_ENC_KIND_FLOAT},    /* float8 */
-    {1700, CDC_ENC_KIND_NUMERIC}, /* numeric */
-};
-
-#define CDC_ENC_NTYPES (sizeof(cdc_enc_types) / sizeof(cdc_enc_types[0]))
-
-cdc_enc_kind cdc_enc__kind(uint32_t type_oid)
-{
-    size_t lo = 0, hi = CDC_ENC_NTYPES;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (cdc_enc_types[mid].oid == type_oid)
-            return cdc_enc_types[mid].kind;
-        if (cdc_enc_types[mid].oid < type_oid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return CDC_ENC_KIND_TEXT;
-}
-
-/* ---------------------------------------------------------------------------
  * UTF-8
  * ------------------------------------------------------------------------- */
 
@@ -153,6 +112,16 @@ int cdc_encoder_new(const cdc_config *cfg, const cdc_source_info *src, cdc_encod
         cfg->decimal_handling_mode != CDC_DECIMAL_PRECISE)
         return cdc_err(err, CDC_EINVAL, "unknown decimal.handling.mode %d",
                        cfg->decimal_handling_mode);
+    if (cfg->time_precision_mode < CDC_TIME_ADAPTIVE ||
+        cfg->time_precision_mode > CDC_TIME_ISOSTRING)
+        return cdc_err(err, CDC_EINVAL, "unknown time.precision.mode %d", cfg->time_precision_mode);
+    if (cfg->interval_handling_mode != CDC_INTERVAL_NUMERIC &&
+        cfg->interval_handling_mode != CDC_INTERVAL_STRING)
+        return cdc_err(err, CDC_EINVAL, "unknown interval.handling.mode %d",
+                       cfg->interval_handling_mode);
+    if (cfg->hstore_handling_mode != CDC_HSTORE_JSON && cfg->hstore_handling_mode != CDC_HSTORE_MAP)
+        return cdc_err(err, CDC_EINVAL, "unknown hstore.handling.mode %d",
+                       cfg->hstore_handling_mode);
 
     cdc_encoder *e = calloc(1, sizeof(*e));
     if (e == NULL)
@@ -160,6 +129,9 @@ int cdc_encoder_new(const cdc_config *cfg, const cdc_source_info *src, cdc_encod
     e->format = cfg->format;
     e->decimal_mode = cfg->decimal_handling_mode;
     e->binary_mode = cfg->binary_handling_mode;
+    e->time_mode = cfg->time_precision_mode;
+    e->interval_mode = cfg->interval_handling_mode;
+    e->hstore_mode = cfg->hstore_handling_mode;
     const char *ph = cfg->unavailable_value_placeholder ? cfg->unavailable_value_placeholder : "";
     e->name = cdc_enc_strdup(src->name);
     e->db = cdc_enc_strdup(src->db);
@@ -189,7 +161,15 @@ void cdc_encoder_free(cdc_encoder *e)
     cdc_buf_free(&e->json_src_db);
     cdc_buf_free(&e->json_toast_text);
     cdc_buf_free(&e->json_toast_bin);
+    cdc_buf_free(&e->json_toast_arr_str);
+    cdc_buf_free(&e->json_toast_arr_bin);
+    cdc_buf_free(&e->json_toast_arr_num);
+    cdc_buf_free(&e->json_toast_arr_bool);
+    cdc_buf_free(&e->json_toast_hstore);
     cdc_buf_free(&e->scratch);
+    cdc_buf_free(&e->elem);
+    cdc_buf_free(&e->hs);
+    cdc_buf_free(&e->nested);
     free(e->name);
     free(e->db);
     free(e->version);

@@ -1,5 +1,7 @@
 /* json.c - the Debezium JSON envelope (JSON converter, schemas.enable=false), written by hand */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pgcdc/encode.h"
@@ -230,8 +232,21 @@ static void jw_bytes(cdc_enc_jw *w, const cdc_encoder *e, const void *p, size_t 
         jw_base64(w, p, n);
 }
 
+/* Append n ASCII bytes that need no escaping between quotes. */
+static void jw_quoted(cdc_enc_jw *w, const char *s, size_t n)
+{
+    jw_putc(w, '"');
+    jw_raw(w, s, n);
+    jw_putc(w, '"');
+}
+
 /* ---------------------------------------------------------------------------
  * Column values
+ *
+ * Every writer gets the value in PostgreSQL's text output form and appends
+ * its JSON representation (docs/MESSAGES.md, "Column values"). A value that
+ * does not parse as its type expects is sent as a JSON string of the text:
+ * a column is never dropped and never made up.
  * ------------------------------------------------------------------------- */
 
 static int cdc_enc_hexval(unsigned char c)
@@ -245,13 +260,7 @@ static int cdc_enc_hexval(unsigned char c)
     return -1;
 }
 
-/*
- * Decode bytea's text output into out (replacing its content): the hex
- * format "\x0a0b" (bytea_output = hex, the default) or the escape format
- * (backslash-octal "\ooo" and "\\", anything else literal). Returns 0,
- * CDC_EINVAL for malformed text, or CDC_ENOMEM.
- */
-static int cdc_enc_bytea_decode(const char *s, size_t n, cdc_buf *out)
+int cdc_enc__bytea_decode(const char *s, size_t n, cdc_buf *out)
 {
     const unsigned char *p = (const unsigned char *)s;
 
@@ -338,9 +347,9 @@ static bool cdc_enc_is_json_number(const char *s, size_t n)
 }
 
 /*
- * A float8/float4 (or numeric in double mode): the text as a JSON number when
- * it is one (PostgreSQL prints the shortest exact form, so nothing is lost),
- * else a string: "NaN", "Infinity", "-Infinity" as Jackson writes them.
+ * real / double precision: the text as a JSON number when it is one
+ * (PostgreSQL prints the shortest exact form, so nothing is lost), else a
+ * string: "NaN", "Infinity", "-Infinity" as Jackson writes them.
  */
 static void jw_float(cdc_enc_jw *w, const char *s, size_t n)
 {
@@ -351,77 +360,128 @@ static void jw_float(cdc_enc_jw *w, const char *s, size_t n)
 }
 
 /*
- * numeric in precise mode, as Kafka Connect's Decimal: the unscaled value as
- * big-endian two's complement bytes, shortest form (Java's
- * BigInteger.toByteArray), base64 / hex. A numeric(p,s) column (typmod set,
- * s >= 0) gives just those bytes at scale s; an unconstrained numeric gives
- * Debezium's VariableScaleDecimal {"scale":s,"value":bytes}. NaN and the
- * infinities have no such form: null.
+ * A decimal (numeric, money) as a double (decimal.handling.mode = double):
+ * PostgreSQL's exact digits as the JSON number, which every parser rounds
+ * to the double Debezium would send; a magnitude beyond the double range
+ * becomes "Infinity" / "-Infinity" as Debezium's overflowing double does.
  */
-static void jw_numeric_precise(cdc_enc_jw *w, cdc_encoder *e, int32_t typmod, const char *s,
+static void jw_decimal_double(cdc_enc_jw *w, cdc_encoder *e, const char *s, size_t n)
+{
+    if (!cdc_enc_is_json_number(s, n)) {
+        jw_str(w, s, n); /* NaN, Infinity, -Infinity */
+        return;
+    }
+    size_t intdig = 0;
+    for (size_t i = s[0] == '-'; i < n && s[i] != '.'; i++)
+        intdig++;
+    if (intdig >= 309) {
+        cdc_buf *sc = &e->scratch;
+        cdc_buf_reset(sc);
+        if (cdc_buf_append(sc, s, n) < 0) {
+            w->rc = CDC_ENOMEM;
+            return;
+        }
+        if (isinf(strtod(sc->data, NULL))) {
+            if (s[0] == '-')
+                JW_LIT(w, "\"-Infinity\"");
+            else
+                JW_LIT(w, "\"Infinity\"");
+            return;
+        }
+    }
+    jw_raw(w, s, n);
+}
+
+/*
+ * A decimal as Kafka Connect's Decimal: the unscaled value as big-endian
+ * two's complement bytes, shortest form (Java's BigInteger.toByteArray),
+ * base64 as the JSON converter writes BYTES, at the given scale (numeric(p,s),
+ * money; negative for numeric(p,-s)). CDC_ENC_VARIABLE_SCALE gives Debezium's
+ * VariableScaleDecimal {"scale":s,"value":bytes} with the value's own scale,
+ * trailing fraction zeros stripped; so does a value that does not fit the
+ * fixed scale. NaN and the infinities have no such form: null. Text that is
+ * not a decimal is sent as a string.
+ */
+#define CDC_ENC_VARIABLE_SCALE INT32_MIN
+
+static void jw_decimal_precise(cdc_enc_jw *w, cdc_encoder *e, int32_t scale, const char *s,
                                size_t n)
 {
     size_t i = 0, ndig = 0, nfrac = 0;
     bool neg = false, dot = false;
 
-    if (i < n && (s[i] == '-' || s[i] == '+'))
-        neg = s[i++] == '-';
-    if (i == n) {
+    if ((n == 3 && memcmp(s, "NaN", 3) == 0) || (n == 8 && memcmp(s, "Infinity", 8) == 0) ||
+        (n == 9 && memcmp(s, "-Infinity", 9) == 0)) {
         JW_LIT(w, "null");
         return;
     }
+    if (!cdc_enc__is_decimal(s, n)) {
+        jw_str(w, s, n); /* not a decimal */
+        return;
+    }
+    if (s[0] == '-')
+        neg = s[i++] == '-';
     for (size_t j = i; j < n; j++) {
-        if (s[j] == '.' && !dot)
+        if (s[j] == '.')
             dot = true;
-        else if (s[j] >= '0' && s[j] <= '9') {
+        else {
             ndig++;
             nfrac += dot;
-        } else {
-            JW_LIT(w, "null"); /* NaN, Infinity, -Infinity */
-            return;
         }
     }
-    if (ndig == 0) {
-        JW_LIT(w, "null");
-        return;
-    }
 
-    /* scale: the column's when it is declared and covers the value, else the value's own */
-    int32_t scale = -1;
-    if (typmod >= 4) {
-        int32_t ts = ((((typmod - 4) & 0x7ff) ^ 1024) - 1024);
-        if (ts >= 0 && (size_t)ts >= nfrac)
-            scale = ts;
-    }
-    bool variable = scale < 0;
-    size_t pad = variable ? 0 : (size_t)scale - nfrac;
-    if (variable)
-        scale = (int32_t)nfrac;
-
-    /*
-     * Unscaled magnitude in base 10^9 limbs, then as base-2^32 words by
-     * schoolbook multiply-add, least significant word first; in e->scratch.
-     */
-    size_t total = ndig + pad;
-    size_t maxw = total / 9 + 2;
+    /* the digits of the unscaled value, in e->scratch */
+    bool variable = scale == CDC_ENC_VARIABLE_SCALE;
+    size_t pad = variable || scale <= (int32_t)nfrac ? 0 : (size_t)scale - nfrac;
+    size_t maxw = (ndig + pad) / 9 + 2;
     cdc_buf *sc = &e->scratch;
     cdc_buf_reset(sc);
-    if (cdc_buf_reserve(sc, maxw * sizeof(uint32_t) + (maxw * 4 + 1)) < 0) {
+    if (cdc_buf_reserve(sc, ndig + pad + 8 + maxw * sizeof(uint32_t) + maxw * 4 + 1) < 0) {
         w->rc = CDC_ENOMEM;
         return;
     }
-    uint32_t *words = (uint32_t *)(void *)sc->data;
+    char *dig = sc->data;
+    size_t nd = 0;
+    for (size_t j = i; j < n; j++)
+        if (s[j] != '.')
+            dig[nd++] = s[j];
+    if (variable) {
+        while (nfrac > 0 && dig[nd - 1] == '0') {
+            nd--;
+            nfrac--;
+        }
+        scale = (int32_t)nfrac;
+    } else {
+        /* drop fraction (or, for a negative scale, integer) zeros below the scale */
+        int32_t drop = (int32_t)nfrac - scale;
+        size_t nz = 0;
+        while (nz < nd && dig[nz] == '0')
+            nz++;
+        if (nz == nd) { /* zero: unscaled 0 at any scale */
+            nd = 1;
+            drop = 0;
+            pad = 0;
+        }
+        for (; drop > 0; drop--) {
+            if (nd == 0 || dig[nd - 1] != '0') {
+                jw_decimal_precise(w, e, CDC_ENC_VARIABLE_SCALE, s, n);
+                return;
+            }
+            nd--;
+        }
+        memset(dig + nd, '0', pad);
+        nd += pad;
+    }
+
+    /* base 10^9 chunks into base-2^32 words by schoolbook multiply-add, least significant first */
+    uint32_t *words = (uint32_t *)(void *)(sc->data + ((nd + 7) & ~(size_t)7));
     size_t nw = 0;
     uint32_t chunk = 0, mul = 1;
-    size_t seen = 0, first = total % 9 ? total % 9 : 9;
-    for (size_t j = i; j < n + pad; j++) {
-        char c = j < n ? s[j] : '0';
-        if (c == '.')
-            continue;
-        chunk = chunk * 10 + (uint32_t)(c - '0');
+    size_t first = nd % 9 ? nd % 9 : 9;
+    for (size_t j = 0; j < nd; j++) {
+        chunk = chunk * 10 + (uint32_t)(dig[j] - '0');
         mul *= 10;
-        seen++;
-        if (seen == first || (seen > first && (seen - first) % 9 == 0)) {
+        if (j + 1 == first || (j + 1 > first && (j + 1 - first) % 9 == 0)) {
             uint64_t carry = chunk;
             for (size_t k = 0; k < nw; k++) {
                 uint64_t t = (uint64_t)words[k] * mul + carry;
@@ -467,36 +527,514 @@ static void jw_numeric_precise(cdc_enc_jw *w, cdc_encoder *e, int32_t typmod, co
         jw_i64(w, scale);
         JW_LIT(w, ",\"value\":");
     }
-    jw_bytes(w, e, bytes + start, nb - start);
+    jw_base64(w, bytes + start, nb - start);
     if (variable)
         jw_putc(w, '}');
 }
 
-/* Append one column value: the per-kind mapping documented in docs/MESSAGES.md. */
-static void jw_value(cdc_enc_jw *w, cdc_encoder *e, const cdc_event_column *col,
-                     const cdc_event_value *v)
+/* Scale of a numeric(p,s) column: s (PostgreSQL 15 allows -1000..1000), or variable. */
+static int32_t cdc_enc_numeric_scale(int32_t typmod)
 {
-    cdc_enc_kind kind = cdc_enc__kind(col->type_oid);
+    if (typmod < 4)
+        return CDC_ENC_VARIABLE_SCALE;
+    return ((((typmod - 4) & 0x7ff) ^ 1024) - 1024);
+}
 
-    switch (v->state) {
-    case CDC_EVENT_NULL: JW_LIT(w, "null"); return;
-    case CDC_EVENT_UNCHANGED_TOAST:
-        if (kind == CDC_ENC_KIND_BYTEA)
-            jw_raw(w, e->json_toast_bin.data, e->json_toast_bin.len);
-        else
-            jw_raw(w, e->json_toast_text.data, e->json_toast_text.len);
+static void jw_numeric(cdc_enc_jw *w, cdc_encoder *e, int32_t typmod, const char *s, size_t n)
+{
+    if (e->decimal_mode == CDC_DECIMAL_DOUBLE)
+        jw_decimal_double(w, e, s, n);
+    else if (e->decimal_mode == CDC_DECIMAL_PRECISE)
+        jw_decimal_precise(w, e, cdc_enc_numeric_scale(typmod), s, n);
+    else
+        jw_str(w, s, n);
+}
+
+/* money: the amount as a plain decimal ("-1234.56"), as decimal.handling.mode says */
+static void jw_money(cdc_enc_jw *w, cdc_encoder *e, const char *s, size_t n)
+{
+    char dec[32];
+    size_t k = cdc_enc__parse_money(s, n, dec);
+    if (k == 0) {
+        jw_str(w, s, n);
         return;
-    case CDC_EVENT_BINARY:
-        /* binary send form: only bytea's is the bytes themselves; others are opaque */
-        jw_bytes(w, e, v->data, v->len);
-        return;
-    case CDC_EVENT_TEXT: break;
-    default: JW_LIT(w, "null"); return;
     }
+    if (e->decimal_mode == CDC_DECIMAL_DOUBLE)
+        jw_decimal_double(w, e, dec, k);
+    else if (e->decimal_mode == CDC_DECIMAL_PRECISE) {
+        const char *dot = memchr(dec, '.', k);
+        jw_decimal_precise(w, e, dot ? (int32_t)(dec + k - dot - 1) : 0, dec, k);
+    } else
+        jw_quoted(w, dec, k);
+}
 
-    const char *s = v->data ? v->data : "";
-    size_t n = v->len;
-    switch (kind) {
+static void jw_bytea(cdc_enc_jw *w, cdc_encoder *e, const char *s, size_t n)
+{
+    int rc = cdc_enc__bytea_decode(s, n, &e->scratch);
+    if (rc == CDC_ENOMEM)
+        w->rc = rc;
+    else if (rc < 0)
+        jw_str(w, s, n); /* not bytea output after all: keep the text */
+    else
+        jw_bytes(w, e, e->scratch.data, e->scratch.len);
+}
+
+/* "infinity" / "-infinity" */
+static void jw_infinity_str(cdc_enc_jw *w, int inf)
+{
+    if (inf == CDC_ENC_INF_POS)
+        JW_LIT(w, "\"infinity\"");
+    else
+        JW_LIT(w, "\"-infinity\"");
+}
+
+/* Fractional digits of a time or timestamp column: its typmod, 6 when it has none. */
+static int cdc_enc_precision(int32_t typmod)
+{
+    return typmod < 0 || typmod > 6 ? 6 : (int)typmod;
+}
+
+/* date: days since the epoch (io.debezium.time.Date / Connect Date), or "2024-05-01Z" */
+static void jw_date(cdc_enc_jw *w, cdc_encoder *e, const char *s, size_t n)
+{
+    cdc_enc_ts t;
+    int r = cdc_enc__parse_date(s, n, &t);
+    if (r < 0) {
+        jw_str(w, s, n);
+    } else if (e->time_mode == CDC_TIME_ISOSTRING) {
+        char buf[32];
+        size_t k = 0;
+        if (r != CDC_ENC_FINITE) {
+            jw_infinity_str(w, r);
+            return;
+        }
+        k = cdc_enc__fmt_date(buf, t.days);
+        buf[k++] = 'Z';
+        jw_quoted(w, buf, k);
+    } else if (r == CDC_ENC_INF_POS) {
+        JW_LIT(w, "-2147472692"); /* Debezium's: the epoch day of -5877611-06-21 */
+    } else if (r == CDC_ENC_INF_NEG) {
+        JW_LIT(w, "-2147472691"); /* and of -5877611-06-22 */
+    } else {
+        jw_i64(w, t.days);
+    }
+}
+
+/* time: ms or µs past midnight by time.precision.mode, or "12:00:00.5Z" */
+static void jw_time(cdc_enc_jw *w, cdc_encoder *e, int32_t typmod, const char *s, size_t n)
+{
+    cdc_enc_ts t;
+    if (cdc_enc__parse_time(s, n, &t) < 0) {
+        jw_str(w, s, n);
+        return;
+    }
+    switch (e->time_mode) {
+    case CDC_TIME_ISOSTRING: {
+        char buf[24];
+        size_t k = cdc_enc__fmt_time(buf, t.us, -1);
+        buf[k++] = 'Z';
+        jw_quoted(w, buf, k);
+        return;
+    }
+    case CDC_TIME_CONNECT: jw_i64(w, t.us / 1000); return;
+    case CDC_TIME_ADAPTIVE: jw_i64(w, cdc_enc_precision(typmod) <= 3 ? t.us / 1000 : t.us); return;
+    default: jw_i64(w, t.us); return;
+    }
+}
+
+/* timetz: io.debezium.time.ZonedTime, the time in UTC: "06:30:00.5Z" */
+static void jw_timetz(cdc_enc_jw *w, const char *s, size_t n)
+{
+    cdc_enc_ts t;
+    int32_t off;
+    if (cdc_enc__parse_timetz(s, n, &t, &off) < 0) {
+        jw_str(w, s, n);
+        return;
+    }
+    int64_t us = t.us - (int64_t)off * 1000000;
+    if (!(t.us == CDC_ENC_US_PER_DAY && off == 0)) { /* 24:00:00+00 stays the end of the day */
+        us %= CDC_ENC_US_PER_DAY;
+        if (us < 0)
+            us += CDC_ENC_US_PER_DAY;
+    }
+    char buf[24];
+    size_t k = cdc_enc__fmt_time(buf, us, -1);
+    buf[k++] = 'Z';
+    jw_quoted(w, buf, k);
+}
+
+/* "YYYY-MM-DDTHH:MM:SS[.f]Z" of a UTC time; digits as cdc_enc__fmt_time */
+static void jw_iso_timestamp(cdc_enc_jw *w, const cdc_enc_ts *t, int digits)
+{
+    char buf[48];
+    size_t k = cdc_enc__fmt_date(buf, t->days);
+    buf[k++] = 'T';
+    k += cdc_enc__fmt_time(buf + k, t->us, digits);
+    buf[k++] = 'Z';
+    jw_quoted(w, buf, k);
+}
+
+/*
+ * timestamp: ms (io.debezium.time.Timestamp, Connect Timestamp) or µs
+ * (MicroTimestamp) since the epoch, the wall clock read as UTC; or
+ * "2024-05-01T12:00:00.5Z" (isostring). ±infinity: Debezium's sentinels.
+ */
+static void jw_timestamp(cdc_enc_jw *w, cdc_encoder *e, int32_t typmod, const char *s, size_t n)
+{
+    cdc_enc_ts t;
+    int r = cdc_enc__parse_timestamp(s, n, false, &t);
+    if (r < 0) {
+        jw_str(w, s, n);
+        return;
+    }
+    if (e->time_mode == CDC_TIME_ISOSTRING) {
+        if (r != CDC_ENC_FINITE)
+            jw_infinity_str(w, r);
+        else
+            jw_iso_timestamp(w, &t, -1);
+        return;
+    }
+    bool ms = e->time_mode == CDC_TIME_CONNECT || cdc_enc_precision(typmod) <= 3;
+    if (r == CDC_ENC_INF_POS)
+        ms ? JW_LIT(w, "9223372036825200") : JW_LIT(w, "9223372036825200000");
+    else if (r == CDC_ENC_INF_NEG)
+        ms ? JW_LIT(w, "-9223372036832400") : JW_LIT(w, "-9223372036832400000");
+    else if (ms)
+        jw_i64(w, t.days * 86400000 + t.us / 1000);
+    else {
+        __int128 us = (__int128)t.days * CDC_ENC_US_PER_DAY + t.us;
+        if (us > INT64_MAX || us < INT64_MIN)
+            jw_iso_timestamp(w, &t, -1); /* past 294247-01-10: no int64 holds it */
+        else
+            jw_i64(w, (int64_t)us);
+    }
+}
+
+/*
+ * timestamptz: io.debezium.time.ZonedTimestamp, the instant in UTC with as
+ * many fractional digits as the column's precision (6 when none):
+ * "2024-05-01T10:00:00.500000Z"; "infinity" / "-infinity".
+ */
+static void jw_timestamptz(cdc_enc_jw *w, int32_t typmod, const char *s, size_t n)
+{
+    cdc_enc_ts t;
+    int r = cdc_enc__parse_timestamp(s, n, true, &t);
+    if (r < 0)
+        jw_str(w, s, n);
+    else if (r != CDC_ENC_FINITE)
+        jw_infinity_str(w, r);
+    else
+        jw_iso_timestamp(w, &t, cdc_enc_precision(typmod));
+}
+
+/*
+ * interval: io.debezium.time.MicroDuration, µs with 30.4375-day months,
+ * computed exactly and clamped to int64; or (interval.handling.mode =
+ * string) io.debezium.time.Interval "P1Y2M3DT4H5M6.78S".
+ */
+static void jw_interval(cdc_enc_jw *w, cdc_encoder *e, const char *s, size_t n)
+{
+    cdc_enc_interval iv;
+    int r = cdc_enc__parse_interval(s, n, &iv);
+    if (r < 0) {
+        jw_str(w, s, n);
+        return;
+    }
+    if (e->interval_mode == CDC_INTERVAL_STRING) {
+        if (r != CDC_ENC_FINITE) {
+            jw_infinity_str(w, r);
+            return;
+        }
+        int64_t us = iv.us, sec = us % 60000000;
+        uint64_t asec = (uint64_t)(sec < 0 ? -sec : sec), frac = asec % 1000000;
+        jw_putc(w, '"');
+        jw_putc(w, 'P');
+        jw_i64(w, iv.months / 12);
+        jw_putc(w, 'Y');
+        jw_i64(w, iv.months % 12);
+        jw_putc(w, 'M');
+        jw_i64(w, iv.days);
+        JW_LIT(w, "DT");
+        jw_i64(w, us / INT64_C(3600000000));
+        jw_putc(w, 'H');
+        jw_i64(w, us % INT64_C(3600000000) / 60000000);
+        jw_putc(w, 'M');
+        if (sec < 0)
+            jw_putc(w, '-');
+        jw_u64(w, asec / 1000000);
+        if (frac) {
+            char f[8];
+            int k = 6;
+            while (frac % 10 == 0) {
+                frac /= 10;
+                k--;
+            }
+            for (int j = k - 1; j >= 0; j--, frac /= 10)
+                f[j] = (char)('0' + frac % 10);
+            jw_putc(w, '.');
+            jw_raw(w, f, (size_t)k);
+        }
+        JW_LIT(w, "S\"");
+        return;
+    }
+    if (r == CDC_ENC_INF_POS) {
+        jw_i64(w, INT64_MAX);
+        return;
+    }
+    if (r == CDC_ENC_INF_NEG) {
+        jw_i64(w, INT64_MIN);
+        return;
+    }
+    __int128 us = (__int128)iv.months * INT64_C(2629800000000) +
+                  (__int128)iv.days * CDC_ENC_US_PER_DAY + iv.us;
+    jw_i64(w, us > INT64_MAX ? INT64_MAX : us < INT64_MIN ? INT64_MIN : (int64_t)us);
+}
+
+/*
+ * bit, varbit: bit(1) and varbit(1) as a boolean; otherwise io.debezium.data.Bits,
+ * the bits as a little-endian number in as few bytes as it needs, base64.
+ */
+static void jw_bit(cdc_enc_jw *w, cdc_encoder *e, int32_t typmod, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != '0' && s[i] != '1') {
+            jw_str(w, s, n);
+            return;
+        }
+    if (typmod == 1 && n == 1) {
+        if (s[0] == '1')
+            JW_LIT(w, "true");
+        else
+            JW_LIT(w, "false");
+        return;
+    }
+    size_t f = 0;
+    while (f < n && s[f] == '0')
+        f++;
+    size_t nbits = n - f, nbytes = (nbits + 7) / 8;
+    cdc_buf *sc = &e->scratch;
+    cdc_buf_reset(sc);
+    if (cdc_buf_reserve(sc, nbytes) < 0) {
+        w->rc = CDC_ENOMEM;
+        return;
+    }
+    unsigned char *b = (unsigned char *)sc->data;
+    memset(b, 0, nbytes);
+    for (size_t j = 0; j < nbits; j++)
+        if (s[n - 1 - j] == '1')
+            b[j / 8] |= (unsigned char)(1u << (j % 8));
+    jw_base64(w, b, nbytes);
+}
+
+/* Parse a float8 in its text form, the whole of s[0..n). */
+static bool cdc_enc_strtod(const char *s, size_t n, double *ret)
+{
+    char buf[64];
+    if (n == 0 || n >= sizeof(buf))
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    char *end;
+    *ret = strtod(buf, &end);
+    return end == buf + n;
+}
+
+static void cdc_enc_put_le_double(unsigned char *p, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(u >> (8 * i));
+}
+
+/* point: io.debezium.data.geometry.Point {"x":..,"y":..,"wkb":"<base64 WKB>","srid":null} */
+static void jw_point(cdc_enc_jw *w, const char *s, size_t n)
+{
+    const char *comma = n >= 5 && s[0] == '(' && s[n - 1] == ')' ? memchr(s, ',', n) : NULL;
+    double x, y;
+    if (comma == NULL || !cdc_enc_strtod(s + 1, (size_t)(comma - s - 1), &x) ||
+        !cdc_enc_strtod(comma + 1, (size_t)(s + n - 1 - comma - 1), &y)) {
+        jw_str(w, s, n);
+        return;
+    }
+    unsigned char wkb[21] = {1, 1, 0, 0, 0}; /* little-endian, type 1 (Point) */
+    cdc_enc_put_le_double(wkb + 5, x);
+    cdc_enc_put_le_double(wkb + 13, y);
+    JW_LIT(w, "{\"x\":");
+    jw_float(w, s + 1, (size_t)(comma - s - 1));
+    JW_LIT(w, ",\"y\":");
+    jw_float(w, comma + 1, (size_t)(s + n - 1 - comma - 1));
+    JW_LIT(w, ",\"wkb\":");
+    jw_base64(w, wkb, sizeof(wkb));
+    JW_LIT(w, ",\"srid\":null}");
+}
+
+/*
+ * The double-quoted string at s[*i] ('"' ... '"', backslash escapes the next
+ * character) unescaped into out. Returns false when it is not one.
+ */
+static bool cdc_enc_unquote(const char *s, size_t n, size_t *i, cdc_buf *out, int *rc)
+{
+    cdc_buf_reset(out);
+    if (*i >= n || s[*i] != '"')
+        return false;
+    size_t j = *i + 1, run = j;
+    for (; j < n && s[j] != '"'; j++) {
+        if (s[j] != '\\')
+            continue;
+        if (cdc_buf_append(out, s + run, j - run) < 0 || j + 1 >= n ||
+            cdc_buf_append(out, s + j + 1, 1) < 0) {
+            if (j + 1 < n)
+                *rc = CDC_ENOMEM;
+            return false;
+        }
+        run = ++j + 1;
+    }
+    if (j >= n || cdc_buf_append(out, s + run, j - run) < 0 || cdc_buf_reserve(out, 0) < 0) {
+        if (j < n)
+            *rc = CDC_ENOMEM;
+        return false;
+    }
+    *i = j + 1;
+    return true;
+}
+
+/* The pairs of an hstore ("k"=>"v", "n"=>NULL) as a JSON object into d. */
+static bool jw_hstore_object(cdc_enc_jw *d, cdc_encoder *e, const char *s, size_t n)
+{
+    size_t i = 0;
+    jw_putc(d, '{');
+    while (i < n) {
+        if (i > 0) {
+            if (i + 2 > n || s[i] != ',' || s[i + 1] != ' ')
+                return false;
+            jw_putc(d, ',');
+            i += 2;
+        }
+        if (!cdc_enc_unquote(s, n, &i, &e->hs, &d->rc))
+            return false;
+        jw_str(d, e->hs.data ? e->hs.data : "", e->hs.len);
+        if (i + 2 > n || s[i] != '=' || s[i + 1] != '>')
+            return false;
+        i += 2;
+        jw_putc(d, ':');
+        if (i + 4 <= n && memcmp(s + i, "NULL", 4) == 0) {
+            JW_LIT(d, "null");
+            i += 4;
+        } else if (cdc_enc_unquote(s, n, &i, &e->hs, &d->rc)) {
+            jw_str(d, e->hs.data ? e->hs.data : "", e->hs.len);
+        } else
+            return false;
+    }
+    jw_putc(d, '}');
+    return true;
+}
+
+/*
+ * hstore: a JSON object (hstore.handling.mode = map) or that object as a
+ * JSON string (json, io.debezium.data.Json), in PostgreSQL's key order.
+ */
+static void jw_hstore(cdc_enc_jw *w, cdc_encoder *e, const char *s, size_t n)
+{
+    size_t len0 = w->b->len;
+    if (e->hstore_mode == CDC_HSTORE_MAP) {
+        if (!jw_hstore_object(w, e, s, n) && w->rc == 0) {
+            w->b->len = len0;
+            jw_str(w, s, n);
+        }
+        return;
+    }
+    cdc_buf_reset(&e->nested);
+    cdc_enc_jw nw = {&e->nested, 0};
+    bool ok = jw_hstore_object(&nw, e, s, n);
+    if (nw.rc)
+        w->rc = nw.rc;
+    else if (ok)
+        jw_str(w, e->nested.data, e->nested.len);
+    else
+        jw_str(w, s, n);
+}
+
+static void jw_text_value(cdc_enc_jw *w, cdc_encoder *e, cdc_enc_type t, int32_t typmod,
+                          const char *s, size_t n);
+
+/* One level of an array literal at s[*i] ('{' ... '}') as a JSON array. */
+static bool jw_array_level(cdc_enc_jw *w, cdc_encoder *e, cdc_enc_type t, int32_t typmod,
+                           const char *s, size_t n, size_t *i, int depth)
+{
+    cdc_enc_type et = {t.elem, CDC_ENC_KIND_TEXT, ','};
+    if (depth > 6 || *i >= n || s[*i] != '{')
+        return false;
+    (*i)++;
+    jw_putc(w, '[');
+    if (*i < n && s[*i] == '}') {
+        (*i)++;
+        jw_putc(w, ']');
+        return true;
+    }
+    for (bool first = true;; first = false) {
+        if (!first)
+            jw_putc(w, ',');
+        if (*i >= n)
+            return false;
+        if (s[*i] == '{') {
+            if (!jw_array_level(w, e, t, typmod, s, n, i, depth + 1))
+                return false;
+        } else if (s[*i] == '"') {
+            if (!cdc_enc_unquote(s, n, i, &e->elem, &w->rc))
+                return false;
+            jw_text_value(w, e, et, typmod, e->elem.data ? e->elem.data : "", e->elem.len);
+        } else {
+            size_t j = *i;
+            while (j < n && s[j] != t.delim && s[j] != '}')
+                j++;
+            if (j == *i)
+                return false;
+            if (j - *i == 4 && memcmp(s + *i, "NULL", 4) == 0)
+                JW_LIT(w, "null");
+            else
+                jw_text_value(w, e, et, typmod, s + *i, j - *i);
+            *i = j;
+        }
+        if (*i < n && s[*i] == t.delim) {
+            (*i)++;
+            continue;
+        }
+        if (*i < n && s[*i] == '}') {
+            (*i)++;
+            jw_putc(w, ']');
+            return true;
+        }
+        return false;
+    }
+}
+
+/*
+ * An array as a JSON array of its elements, each mapped as a column of the
+ * element type would be; NULL elements are null, a multi-dimensional array
+ * nests. Explicit bounds ("[0:1]={...}") are not kept.
+ */
+static void jw_array(cdc_enc_jw *w, cdc_encoder *e, cdc_enc_type t, int32_t typmod, const char *s,
+                     size_t n)
+{
+    size_t len0 = w->b->len, i = 0;
+    if (n > 0 && s[0] == '[') {
+        const char *eq = memchr(s, '=', n);
+        i = eq ? (size_t)(eq - s) + 1 : n;
+    }
+    if (!jw_array_level(w, e, t, typmod, s, n, &i, 1) || i != n) {
+        if (w->rc == 0) {
+            w->b->len = len0;
+            jw_str(w, s, n);
+        }
+    }
+}
+
+/* A value in its text form, mapped by its type (t.kind is never ARRAY inside an array). */
+static void jw_text_value(cdc_enc_jw *w, cdc_encoder *e, cdc_enc_type t, int32_t typmod,
+                          const char *s, size_t n)
+{
+    switch ((cdc_enc_kind)t.kind) {
     case CDC_ENC_KIND_BOOL:
         if (n == 1 && s[0] == 't')
             JW_LIT(w, "true");
@@ -511,28 +1049,82 @@ static void jw_value(cdc_enc_jw *w, cdc_encoder *e, const cdc_event_column *col,
         else
             jw_str(w, s, n);
         return;
-    case CDC_ENC_KIND_FLOAT: jw_float(w, s, n); return;
-    case CDC_ENC_KIND_NUMERIC:
-        if (e->decimal_mode == CDC_DECIMAL_DOUBLE)
-            jw_float(w, s, n);
-        else if (e->decimal_mode == CDC_DECIMAL_PRECISE)
-            jw_numeric_precise(w, e, col->typmod, s, n);
-        else
-            jw_str(w, s, n);
-        return;
-    case CDC_ENC_KIND_BYTEA: {
-        int rc = cdc_enc_bytea_decode(s, n, &e->scratch);
-        if (rc == CDC_ENOMEM)
-            w->rc = rc;
-        else if (rc < 0)
-            jw_str(w, s, n); /* not bytea output after all: keep the text */
-        else
-            jw_bytes(w, e, e->scratch.data, e->scratch.len);
-        return;
-    }
+    case CDC_ENC_KIND_FLOAT4:
+    case CDC_ENC_KIND_FLOAT8: jw_float(w, s, n); return;
+    case CDC_ENC_KIND_NUMERIC: jw_numeric(w, e, typmod, s, n); return;
+    case CDC_ENC_KIND_MONEY: jw_money(w, e, s, n); return;
+    case CDC_ENC_KIND_BYTEA: jw_bytea(w, e, s, n); return;
+    case CDC_ENC_KIND_DATE: jw_date(w, e, s, n); return;
+    case CDC_ENC_KIND_TIME: jw_time(w, e, typmod, s, n); return;
+    case CDC_ENC_KIND_TIMETZ: jw_timetz(w, s, n); return;
+    case CDC_ENC_KIND_TIMESTAMP: jw_timestamp(w, e, typmod, s, n); return;
+    case CDC_ENC_KIND_TIMESTAMPTZ: jw_timestamptz(w, typmod, s, n); return;
+    case CDC_ENC_KIND_INTERVAL: jw_interval(w, e, s, n); return;
+    case CDC_ENC_KIND_BIT: jw_bit(w, e, typmod, s, n); return;
+    case CDC_ENC_KIND_POINT: jw_point(w, s, n); return;
+    case CDC_ENC_KIND_HSTORE: jw_hstore(w, e, s, n); return;
+    case CDC_ENC_KIND_ARRAY: jw_array(w, e, t, typmod, s, n); return;
     case CDC_ENC_KIND_TEXT:
     default: jw_str(w, s, n); return;
     }
+}
+
+/* Whether elements of kind k are JSON numbers (so a TOAST placeholder array lists bytes). */
+static bool cdc_enc_numeric_elem(const cdc_encoder *e, cdc_enc_kind k)
+{
+    switch (k) {
+    case CDC_ENC_KIND_INT:
+    case CDC_ENC_KIND_FLOAT4:
+    case CDC_ENC_KIND_FLOAT8: return true;
+    case CDC_ENC_KIND_DATE:
+    case CDC_ENC_KIND_TIME:
+    case CDC_ENC_KIND_TIMESTAMP: return e->time_mode != CDC_TIME_ISOSTRING;
+    case CDC_ENC_KIND_INTERVAL: return e->interval_mode == CDC_INTERVAL_NUMERIC;
+    case CDC_ENC_KIND_NUMERIC:
+    case CDC_ENC_KIND_MONEY: return e->decimal_mode == CDC_DECIMAL_DOUBLE;
+    default: return false;
+    }
+}
+
+/* The unavailable.value.placeholder in the shape of the column's type. */
+static void jw_toast(cdc_enc_jw *w, const cdc_encoder *e, cdc_enc_type t)
+{
+    const cdc_buf *b = &e->json_toast_text;
+    if (t.kind == CDC_ENC_KIND_BYTEA)
+        b = &e->json_toast_bin;
+    else if (t.kind == CDC_ENC_KIND_HSTORE)
+        b = &e->json_toast_hstore;
+    else if (t.kind == CDC_ENC_KIND_ARRAY) {
+        if (t.elem == CDC_ENC_KIND_BOOL)
+            b = &e->json_toast_arr_bool;
+        else if (t.elem == CDC_ENC_KIND_BYTEA)
+            b = &e->json_toast_arr_bin;
+        else if (cdc_enc_numeric_elem(e, (cdc_enc_kind)t.elem))
+            b = &e->json_toast_arr_num;
+        else
+            b = &e->json_toast_arr_str;
+    }
+    jw_raw(w, b->data, b->len);
+}
+
+/* Append one column value: the per-type mapping documented in docs/MESSAGES.md. */
+static void jw_value(cdc_enc_jw *w, cdc_encoder *e, const cdc_event_column *col,
+                     const cdc_event_value *v)
+{
+    switch (v->state) {
+    case CDC_EVENT_NULL: JW_LIT(w, "null"); return;
+    case CDC_EVENT_UNCHANGED_TOAST:
+        jw_toast(w, e, cdc_enc__type(col->type_oid, col->type_name));
+        return;
+    case CDC_EVENT_BINARY:
+        /* binary send form: only bytea's is the bytes themselves; others are opaque */
+        jw_bytes(w, e, v->data, v->len);
+        return;
+    case CDC_EVENT_TEXT: break;
+    default: JW_LIT(w, "null"); return;
+    }
+    jw_text_value(w, e, cdc_enc__type(col->type_oid, col->type_name), col->typmod,
+                  v->data ? v->data : "", v->len);
 }
 
 /* Whether column i is one of the event's key columns (keys are ascending). */
@@ -743,6 +1335,58 @@ int cdc_enc__json_init(cdc_encoder *e, cdc_error *err)
 
     w = (cdc_enc_jw){&e->json_toast_bin, 0};
     jw_bytes(&w, e, e->placeholder, e->placeholder_len);
+    rc = rc ? rc : jw_end(&w);
+
+    /* arrays: Debezium's placeholder lists, by the JSON type of the elements */
+    w = (cdc_enc_jw){&e->json_toast_arr_str, 0};
+    jw_putc(&w, '[');
+    jw_str(&w, e->placeholder, e->placeholder_len);
+    jw_putc(&w, ']');
+    rc = rc ? rc : jw_end(&w);
+
+    w = (cdc_enc_jw){&e->json_toast_arr_bin, 0};
+    jw_putc(&w, '[');
+    jw_bytes(&w, e, e->placeholder, e->placeholder_len);
+    jw_putc(&w, ']');
+    rc = rc ? rc : jw_end(&w);
+
+    w = (cdc_enc_jw){&e->json_toast_arr_num, 0};
+    jw_putc(&w, '[');
+    for (size_t i = 0; i < e->placeholder_len; i++) {
+        if (i)
+            jw_putc(&w, ',');
+        jw_i64(&w, (signed char)e->placeholder[i]); /* Java bytes are signed */
+    }
+    jw_putc(&w, ']');
+    rc = rc ? rc : jw_end(&w);
+
+    w = (cdc_enc_jw){&e->json_toast_arr_bool, 0};
+    jw_putc(&w, '[');
+    for (size_t i = 0; i < e->placeholder_len; i++) {
+        if (i)
+            jw_putc(&w, ',');
+        if (e->placeholder[i])
+            JW_LIT(&w, "true");
+        else
+            JW_LIT(&w, "false");
+    }
+    jw_putc(&w, ']');
+    rc = rc ? rc : jw_end(&w);
+
+    /* hstore: {"<placeholder>":"<placeholder>"}, as an object or a JSON string */
+    cdc_buf_reset(&e->nested);
+    w = (cdc_enc_jw){&e->nested, 0};
+    jw_putc(&w, '{');
+    jw_str(&w, e->placeholder, e->placeholder_len);
+    jw_putc(&w, ':');
+    jw_str(&w, e->placeholder, e->placeholder_len);
+    jw_putc(&w, '}');
+    rc = rc ? rc : jw_end(&w);
+    w = (cdc_enc_jw){&e->json_toast_hstore, 0};
+    if (e->hstore_mode == CDC_HSTORE_MAP)
+        jw_raw(&w, e->nested.data, e->nested.len);
+    else
+        jw_str(&w, e->nested.data, e->nested.len);
     rc = rc ? rc : jw_end(&w);
 
     if (rc < 0)

@@ -1,4 +1,5 @@
 /* protobuf.c - ChangeEvent / ChangeKey (proto/pgcdc/v1/change_event.proto) with protobuf-c */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,13 +18,21 @@
  */
 
 typedef struct cdc_enc_fixup {
-    char **field; /* where the pointer goes */
-    size_t off;   /* offset of the string in the arena */
+    char **field;   /* where a string pointer goes, or NULL */
+    uint8_t **data; /* where a bytes pointer goes, or NULL */
+    size_t off;     /* offset of the string or bytes in the arena */
 } cdc_enc_fixup;
+
+/* The sub-messages a column's typed value may point to. */
+typedef struct cdc_enc_pb_typed {
+    Pgcdc__V1__TimeTz timetz;
+    Pgcdc__V1__Interval interval;
+} cdc_enc_pb_typed;
 
 struct cdc_enc_pb {
     Pgcdc__V1__Column *cols;  /* column structs, cols_cap of them */
     Pgcdc__V1__Column **colp; /* pointers to them, as the repeated fields want */
+    cdc_enc_pb_typed *typed;  /* typed sub-messages, one per column struct */
     size_t cols_cap;
     Pgcdc__V1__Relation *rels; /* truncate relations */
     Pgcdc__V1__Relation **relp;
@@ -57,11 +66,13 @@ static int cdc_enc_pb_grow(void **p, size_t *cap, size_t need, size_t elem)
 static int cdc_enc_pb_reserve(cdc_enc_pb *pb, size_t ncols, size_t nrels)
 {
     if (ncols > pb->cols_cap) {
-        size_t cap = pb->cols_cap, cap2 = pb->cols_cap;
+        size_t cap = pb->cols_cap, cap2 = pb->cols_cap, cap3 = pb->cols_cap;
         if (cdc_enc_pb_grow((void **)&pb->cols, &cap, ncols, sizeof(*pb->cols)) < 0 ||
-            cdc_enc_pb_grow((void **)&pb->colp, &cap2, ncols, sizeof(*pb->colp)) < 0)
+            cdc_enc_pb_grow((void **)&pb->colp, &cap2, ncols, sizeof(*pb->colp)) < 0 ||
+            cdc_enc_pb_grow((void **)&pb->typed, &cap3, ncols, sizeof(*pb->typed)) < 0)
             return CDC_ENOMEM;
         pb->cols_cap = cap < cap2 ? cap : cap2;
+        pb->cols_cap = cap3 < pb->cols_cap ? cap3 : pb->cols_cap;
     }
     if (nrels > pb->rels_cap) {
         size_t cap = pb->rels_cap, cap2 = pb->rels_cap;
@@ -80,31 +91,51 @@ static void cdc_enc_pb_start(cdc_enc_pb *pb)
     pb->rc = 0;
 }
 
-/* Record that *field must point at arena offset off once the arena is final. */
-static void cdc_enc_pb_fixup(cdc_enc_pb *pb, char **field, size_t off)
+/* Record that *field (or *data) must point at arena offset off once the arena is final. */
+static void cdc_enc_pb_fixup2(cdc_enc_pb *pb, char **field, uint8_t **data, size_t off)
 {
     if (pb->rc == 0 &&
         cdc_enc_pb_grow((void **)&pb->fix, &pb->fix_cap, pb->nfix + 1, sizeof(*pb->fix)) < 0)
         pb->rc = CDC_ENOMEM;
     if (pb->rc)
         return;
-    pb->fix[pb->nfix++] = (cdc_enc_fixup){field, off};
-    *field = (char *)protobuf_c_empty_string; /* until the fix-up */
+    pb->fix[pb->nfix++] = (cdc_enc_fixup){field, data, off};
+    if (field)
+        *field = (char *)protobuf_c_empty_string; /* until the fix-up */
+    else
+        *data = NULL;
+}
+
+static void cdc_enc_pb_fixup(cdc_enc_pb *pb, char **field, size_t off)
+{
+    cdc_enc_pb_fixup2(pb, field, NULL, off);
 }
 
 static void cdc_enc_pb_finish(cdc_enc_pb *pb)
 {
-    for (size_t i = 0; i < pb->nfix; i++)
-        *pb->fix[i].field = pb->arena.data + pb->fix[i].off;
+    for (size_t i = 0; i < pb->nfix; i++) {
+        if (pb->fix[i].field)
+            *pb->fix[i].field = pb->arena.data + pb->fix[i].off;
+        else
+            *pb->fix[i].data = (uint8_t *)pb->arena.data + pb->fix[i].off;
+    }
 }
 
-/* Set *field to n bytes at s plus a NUL, copied into the arena. */
-static void cdc_enc_pb_copy(cdc_enc_pb *pb, char **field, const char *s, size_t n)
+/* Copy n bytes at s plus a NUL into the arena; returns their offset. */
+static size_t cdc_enc_pb_put(cdc_enc_pb *pb, const void *s, size_t n)
 {
     size_t off = pb->arena.len;
     if (pb->rc == 0 && (cdc_buf_append(&pb->arena, s, n) < 0 || cdc_buf_putc(&pb->arena, 0) < 0))
         pb->rc = CDC_ENOMEM;
+    return off;
+}
+
+/* Set *field to n bytes at s plus a NUL, copied into the arena; returns the copy's offset. */
+static size_t cdc_enc_pb_copy(cdc_enc_pb *pb, char **field, const char *s, size_t n)
+{
+    size_t off = cdc_enc_pb_put(pb, s, n);
     cdc_enc_pb_fixup(pb, field, off);
+    return off;
 }
 
 /*
@@ -142,10 +173,171 @@ static void cdc_enc_pb_str(cdc_enc_pb *pb, char **field, const char *s)
  * Messages
  * ------------------------------------------------------------------------- */
 
-/* Fill c from one column description and value, keeping the three states apart. */
-static void cdc_enc_pb_column(cdc_enc_pb *pb, Pgcdc__V1__Column *c, const cdc_event_column *col,
-                              const cdc_event_value *v)
+/* Parse all of s[0..n) as a float (double when d is set); false when it is not one. */
+static bool cdc_enc_pb_strtof(const char *s, size_t n, float *f, double *d)
 {
+    char buf[64];
+    if (n == 0 || n >= sizeof(buf))
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    char *end;
+    if (d)
+        *d = strtod(buf, &end);
+    else
+        *f = strtof(buf, &end);
+    return end == buf + n;
+}
+
+static void cdc_enc_pb_infinity(Pgcdc__V1__Column *c, int inf)
+{
+    c->typed_case = PGCDC__V1__COLUMN__TYPED_INFINITY;
+    c->infinity = inf == CDC_ENC_INF_POS ? PGCDC__V1__INFINITY__INFINITY_POSITIVE
+                                         : PGCDC__V1__INFINITY__INFINITY_NEGATIVE;
+}
+
+/* µs since the epoch of a timestamp, when it fits an int64. */
+static bool cdc_enc_pb_epoch_us(const cdc_enc_ts *t, int64_t *ret)
+{
+    __int128 us = (__int128)t->days * CDC_ENC_US_PER_DAY + t->us;
+    if (us < INT64_MIN || us > INT64_MAX)
+        return false;
+    *ret = (int64_t)us;
+    return true;
+}
+
+/*
+ * Set the typed value of c from the text s[0..n) of a column of type col,
+ * when the type has one and the text parses (see Column.typed in the .proto).
+ * text_off is the arena offset of the NUL-terminated copy of the text, or
+ * SIZE_MAX when there is none.
+ */
+static void cdc_enc_pb_fill_typed(cdc_encoder *e, Pgcdc__V1__Column *c, cdc_enc_pb_typed *slot,
+                                  const cdc_event_column *col, const char *s, size_t n,
+                                  size_t text_off)
+{
+    cdc_enc_pb *pb = e->pb;
+    cdc_enc_type t = cdc_enc__type(col->type_oid, col->type_name);
+    cdc_enc_ts ts;
+    int r;
+
+    switch ((cdc_enc_kind)t.kind) {
+    case CDC_ENC_KIND_BOOL:
+        if (n == 1 && (s[0] == 't' || s[0] == 'f')) {
+            c->typed_case = PGCDC__V1__COLUMN__TYPED_BOOL_VALUE;
+            c->bool_value = s[0] == 't';
+        }
+        return;
+    case CDC_ENC_KIND_INT:
+        if (cdc_enc__parse_int64(s, n, &c->int64_value))
+            c->typed_case = PGCDC__V1__COLUMN__TYPED_INT64_VALUE;
+        return;
+    case CDC_ENC_KIND_FLOAT4:
+        if (cdc_enc_pb_strtof(s, n, &c->float_value, NULL))
+            c->typed_case = PGCDC__V1__COLUMN__TYPED_FLOAT_VALUE;
+        return;
+    case CDC_ENC_KIND_FLOAT8:
+        if (cdc_enc_pb_strtof(s, n, NULL, &c->double_value))
+            c->typed_case = PGCDC__V1__COLUMN__TYPED_DOUBLE_VALUE;
+        return;
+    case CDC_ENC_KIND_NUMERIC: {
+        bool ok = cdc_enc__is_decimal(s, n) || (n == 3 && memcmp(s, "NaN", 3) == 0) ||
+                  (n == 8 && memcmp(s, "Infinity", 8) == 0) ||
+                  (n == 9 && memcmp(s, "-Infinity", 9) == 0);
+        if (ok && text_off != SIZE_MAX) {
+            c->typed_case = PGCDC__V1__COLUMN__TYPED_DECIMAL_VALUE;
+            cdc_enc_pb_fixup(pb, &c->decimal_value, text_off);
+        }
+        return;
+    }
+    case CDC_ENC_KIND_MONEY: {
+        char dec[32];
+        size_t k = cdc_enc__parse_money(s, n, dec);
+        if (k > 0) {
+            c->typed_case = PGCDC__V1__COLUMN__TYPED_DECIMAL_VALUE;
+            cdc_enc_pb_fixup(pb, &c->decimal_value, cdc_enc_pb_put(pb, dec, k));
+        }
+        return;
+    }
+    case CDC_ENC_KIND_BYTEA: {
+        int rc = cdc_enc__bytea_decode(s, n, &e->scratch);
+        if (rc == CDC_ENOMEM && pb->rc == 0)
+            pb->rc = rc;
+        if (rc < 0)
+            return;
+        c->typed_case = PGCDC__V1__COLUMN__TYPED_BYTES_VALUE;
+        c->bytes_value.len = e->scratch.len;
+        cdc_enc_pb_fixup2(pb, NULL, &c->bytes_value.data,
+                          cdc_enc_pb_put(pb, e->scratch.data, e->scratch.len));
+        return;
+    }
+    case CDC_ENC_KIND_DATE:
+        r = cdc_enc__parse_date(s, n, &ts);
+        if (r == CDC_ENC_FINITE && ts.days >= INT32_MIN && ts.days <= INT32_MAX) {
+            c->typed_case = PGCDC__V1__COLUMN__TYPED_DATE_DAYS;
+            c->date_days = (int32_t)ts.days;
+        } else if (r > 0)
+            cdc_enc_pb_infinity(c, r);
+        return;
+    case CDC_ENC_KIND_TIME:
+        if (cdc_enc__parse_time(s, n, &ts) == CDC_ENC_FINITE) {
+            c->typed_case = PGCDC__V1__COLUMN__TYPED_TIME_US;
+            c->time_us = ts.us;
+        }
+        return;
+    case CDC_ENC_KIND_TIMETZ: {
+        int32_t off;
+        if (cdc_enc__parse_timetz(s, n, &ts, &off) == CDC_ENC_FINITE) {
+            pgcdc__v1__time_tz__init(&slot->timetz);
+            slot->timetz.time_us = ts.us;
+            slot->timetz.offset_seconds = off;
+            c->typed_case = PGCDC__V1__COLUMN__TYPED_TIMETZ;
+            c->timetz = &slot->timetz;
+        }
+        return;
+    }
+    case CDC_ENC_KIND_TIMESTAMP:
+    case CDC_ENC_KIND_TIMESTAMPTZ: {
+        bool tz = t.kind == CDC_ENC_KIND_TIMESTAMPTZ;
+        int64_t us;
+        r = cdc_enc__parse_timestamp(s, n, tz, &ts);
+        if (r > 0)
+            cdc_enc_pb_infinity(c, r);
+        else if (r == CDC_ENC_FINITE && cdc_enc_pb_epoch_us(&ts, &us)) {
+            if (tz) {
+                c->typed_case = PGCDC__V1__COLUMN__TYPED_TIMESTAMPTZ_US;
+                c->timestamptz_us = us;
+            } else {
+                c->typed_case = PGCDC__V1__COLUMN__TYPED_TIMESTAMP_US;
+                c->timestamp_us = us;
+            }
+        }
+        return;
+    }
+    case CDC_ENC_KIND_INTERVAL: {
+        cdc_enc_interval iv;
+        r = cdc_enc__parse_interval(s, n, &iv);
+        if (r > 0)
+            cdc_enc_pb_infinity(c, r);
+        else if (r == CDC_ENC_FINITE) {
+            pgcdc__v1__interval__init(&slot->interval);
+            slot->interval.months = iv.months;
+            slot->interval.days = iv.days;
+            slot->interval.microseconds = iv.us;
+            c->typed_case = PGCDC__V1__COLUMN__TYPED_INTERVAL;
+            c->interval = &slot->interval;
+        }
+        return;
+    }
+    default: return; /* the text form is the value */
+    }
+}
+
+/* Fill c from one column description and value, keeping the three states apart. */
+static void cdc_enc_pb_column(cdc_encoder *e, Pgcdc__V1__Column *c, cdc_enc_pb_typed *slot,
+                              const cdc_event_column *col, const cdc_event_value *v)
+{
+    cdc_enc_pb *pb = e->pb;
     pgcdc__v1__column__init(c);
     cdc_enc_pb_str(pb, &c->name, col->name);
     c->type_oid = col->type_oid;
@@ -162,11 +354,13 @@ static void cdc_enc_pb_column(cdc_enc_pb *pb, Pgcdc__V1__Column *c, const cdc_ev
     case CDC_EVENT_TEXT:
         if (memchr(data, 0, v->len) == NULL && cdc_enc__utf8_valid(data, v->len)) {
             c->value_case = PGCDC__V1__COLUMN__VALUE_TEXT;
-            cdc_enc_pb_copy(pb, &c->text, data, v->len);
+            size_t off = cdc_enc_pb_copy(pb, &c->text, data, v->len);
+            cdc_enc_pb_fill_typed(e, c, slot, col, data, v->len, off);
         } else {
             c->value_case = PGCDC__V1__COLUMN__VALUE_RAW_TEXT;
             c->raw_text.data = (uint8_t *)data; /* packing only reads it */
             c->raw_text.len = v->len;
+            cdc_enc_pb_fill_typed(e, c, slot, col, data, v->len, SIZE_MAX);
         }
         break;
     case CDC_EVENT_BINARY:
@@ -187,9 +381,10 @@ static void cdc_enc_pb_column(cdc_enc_pb *pb, Pgcdc__V1__Column *c, const cdc_ev
  * the key columns alone. Returns the count through *ret_n and the first
  * pointer through *ret_p.
  */
-static void cdc_enc_pb_row(cdc_enc_pb *pb, const cdc_event *ev, const cdc_event_value *row,
+static void cdc_enc_pb_row(cdc_encoder *e, const cdc_event *ev, const cdc_event_value *row,
                            bool key_only, size_t *used, size_t *ret_n, Pgcdc__V1__Column ***ret_p)
 {
+    cdc_enc_pb *pb = e->pb;
     size_t start = *used, k = 0;
     for (size_t i = 0; i < ev->ncols; i++) {
         if (key_only) {
@@ -199,7 +394,7 @@ static void cdc_enc_pb_row(cdc_enc_pb *pb, const cdc_event *ev, const cdc_event_
                 continue;
         }
         Pgcdc__V1__Column *c = &pb->cols[*used];
-        cdc_enc_pb_column(pb, c, &ev->columns[i], cdc_enc__value(ev, row, i));
+        cdc_enc_pb_column(e, c, &pb->typed[*used], &ev->columns[i], cdc_enc__value(ev, row, i));
         pb->colp[*used] = c;
         (*used)++;
     }
@@ -270,10 +465,10 @@ int cdc_enc__pb_value(cdc_encoder *e, const cdc_event *ev, int64_t now_us, cdc_b
         bool key_only = ev->before_image == CDC_EVENT_IMAGE_KEY;
         msg.before_image = key_only ? PGCDC__V1__BEFORE_IMAGE__BEFORE_IMAGE_KEY
                                     : PGCDC__V1__BEFORE_IMAGE__BEFORE_IMAGE_FULL;
-        cdc_enc_pb_row(pb, ev, ev->before, key_only, &used, &msg.n_before, &msg.before);
+        cdc_enc_pb_row(e, ev, ev->before, key_only, &used, &msg.n_before, &msg.before);
     }
     if (row && ev->after != NULL && ev->op != CDC_EVENT_DELETE)
-        cdc_enc_pb_row(pb, ev, ev->after, false, &used, &msg.n_after, &msg.after);
+        cdc_enc_pb_row(e, ev, ev->after, false, &used, &msg.n_after, &msg.after);
 
     if (ev->op == CDC_EVENT_TRUNCATE) {
         trunc.cascade = ev->truncate.cascade;
@@ -334,7 +529,7 @@ int cdc_enc__pb_key(cdc_encoder *e, const cdc_event *ev, const cdc_event_value *
                 return cdc_err(
                     err, CDC_EINVAL, "key column \"%s\" of \"%s.%s\" is an unchanged TOAST value",
                     ev->columns[i].name, ev->schema ? ev->schema : "", ev->table ? ev->table : "");
-            cdc_enc_pb_column(pb, &pb->cols[k], &ev->columns[i], v);
+            cdc_enc_pb_column(e, &pb->cols[k], &pb->typed[k], &ev->columns[i], v);
             pb->colp[k] = &pb->cols[k];
         }
         key.n_columns = ev->nkeys;
@@ -372,6 +567,7 @@ void cdc_enc__pb_free(cdc_encoder *e)
         return;
     free(pb->cols);
     free(pb->colp);
+    free(pb->typed);
     free(pb->rels);
     free(pb->relp);
     free(pb->fix);

@@ -1,5 +1,6 @@
 /* tail.c - render a consumed pgcdc message (JSON or protobuf) as one NDJSON line for pgcdc tail */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,16 @@ static json_t *safe_string(const char *s, size_t n)
 
 static json_t *message_to_json(const ProtobufCMessage *m);
 
+/* JSON has no NaN or infinities: those become the strings PostgreSQL prints. */
+static json_t *real_or_text(double v)
+{
+    if (isnan(v))
+        return json_string("NaN");
+    if (isinf(v))
+        return json_string(v > 0 ? "Infinity" : "-Infinity");
+    return json_real(v);
+}
+
 /* One scalar or sub-message at p of field f. */
 static json_t *field_value(const ProtobufCFieldDescriptor *f, const void *p)
 {
@@ -57,8 +68,8 @@ static json_t *field_value(const ProtobufCFieldDescriptor *f, const void *p)
         snprintf(buf, sizeof(buf), "%llu", (unsigned long long)*(const uint64_t *)p);
         return json_string(buf);
     }
-    case PROTOBUF_C_TYPE_FLOAT: return json_real(*(const float *)p);
-    case PROTOBUF_C_TYPE_DOUBLE: return json_real(*(const double *)p);
+    case PROTOBUF_C_TYPE_FLOAT: return real_or_text(*(const float *)p);
+    case PROTOBUF_C_TYPE_DOUBLE: return real_or_text(*(const double *)p);
     case PROTOBUF_C_TYPE_BOOL: return json_boolean(*(const protobuf_c_boolean *)p);
     case PROTOBUF_C_TYPE_ENUM: {
         const ProtobufCEnumValue *ev =

@@ -54,10 +54,11 @@ int cdc_pg_connect(const char *dsn, cdc_pg_conn_kind kind, PGconn **ret_conn, cd
         PQfinish(conn);
         return CDC_EPGCONN;
     }
-    /* Deterministic text output regardless of the role's settings. */
+    /* Deterministic text output regardless of the role's settings: the walsender's
+     * output functions use these, so the encoders can parse values exactly. */
     PGresult *res = PQexec(conn, "SET datestyle = 'ISO'; SET intervalstyle = 'postgres'; "
-                                 "SET extra_float_digits = 3");
-    if (kind == CDC_PG_NORMAL && PQresultStatus(res) != PGRES_COMMAND_OK) {
+                                 "SET extra_float_digits = 3; SET lc_monetary = 'C'");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         cdc_err(err, CDC_EPG, "cannot set session parameters: %s", PQerrorMessage(conn));
         PQclear(res);
         PQfinish(conn);
