@@ -8,6 +8,7 @@
 
 #include "pgcdc/buf.h"
 #include "pgcdc/lsn.h"
+#include "pgcdc/utf8.h"
 
 /*
  * Ownership: an event is produced by a source (the pgoutput decoder, later the
@@ -146,9 +147,6 @@ const char *cdc_event_op_name(cdc_event_op op);
  * False for every other op.
  */
 bool cdc_event_key_changed(const cdc_event *ev);
-
-/* Whether n bytes at s are well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
-bool cdc_event_utf8_valid(const char *s, size_t n);
 
 /*
  * Append ev as one line of JSON plus '\n' to out: the `--sink stdout` view

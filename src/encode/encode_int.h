@@ -163,13 +163,16 @@ struct cdc_encoder {
 };
 
 /*
- * Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs,
- * surrogates or code points above U+10FFFF), or 0 when the bytes there are
- * not one. left >= 1 bytes are readable at p.
+ * The value of key column k (an index into ev->keys) from image img, taken
+ * from other when img holds it as unchanged TOAST. CDC_EINVAL when the index
+ * is out of range or neither image has the value.
  */
-size_t cdc_enc__utf8_seq(const unsigned char *p, size_t left);
-/* Whether n bytes at s are well-formed UTF-8. */
-bool cdc_enc__utf8_valid(const char *s, size_t n);
+int cdc_enc__key_value(const cdc_event *ev, const cdc_event_value *img,
+                       const cdc_event_value *other, size_t k, const cdc_event_value **ret,
+                       cdc_error *err);
+
+/* UTF-8 validation: cdc_utf8_seq(), cdc_utf8_valid() */
+#include "pgcdc/utf8.h"
 
 /*
  * Decode bytea's text output into out (replacing its content): the hex

@@ -7,65 +7,6 @@
 #include "encode_int.h"
 
 /* ---------------------------------------------------------------------------
- * UTF-8
- * ------------------------------------------------------------------------- */
-
-size_t cdc_enc__utf8_seq(const unsigned char *p, size_t left)
-{
-    unsigned char c = p[0];
-    unsigned char lo = 0x80, hi = 0xBF;
-    size_t n;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0)
-            lo = 0xA0; /* no overlongs */
-        else if (c == 0xED)
-            hi = 0x9F; /* no surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0)
-            lo = 0x90; /* no overlongs */
-        else if (c == 0xF4)
-            hi = 0x8F; /* nothing above U+10FFFF */
-    } else
-        return 0;
-    if (left < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF)
-            return 0;
-    return n;
-}
-
-bool cdc_enc__utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        /* 8 ASCII bytes at a time */
-        uint64_t x;
-        while (i + 8 <= n && (memcpy(&x, p + i, 8), (x & UINT64_C(0x8080808080808080)) == 0))
-            i += 8;
-        if (i == n)
-            break;
-        if (p[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k = cdc_enc__utf8_seq(p + i, n - i);
-        if (k == 0)
-            return false;
-        i += k;
-    }
-    return true;
-}
-
-/* ---------------------------------------------------------------------------
  * Row values
  * ------------------------------------------------------------------------- */
 
@@ -181,6 +122,26 @@ static bool cdc_enc_is_row_op(cdc_event_op op)
 {
     return op == CDC_EVENT_INSERT || op == CDC_EVENT_UPDATE || op == CDC_EVENT_DELETE ||
            op == CDC_EVENT_READ;
+}
+
+int cdc_enc__key_value(const cdc_event *ev, const cdc_event_value *img,
+                       const cdc_event_value *other, size_t k, const cdc_event_value **ret,
+                       cdc_error *err)
+{
+    size_t i = ev->keys[k];
+    if (i >= ev->ncols)
+        return cdc_err(err, CDC_EINVAL, "key column %zu of \"%s.%s\" out of range", i,
+                       ev->schema ? ev->schema : "", ev->table ? ev->table : "");
+    const cdc_event_value *v = &img[i];
+    if (v->state == CDC_EVENT_UNCHANGED_TOAST && other != NULL &&
+        other[i].state != CDC_EVENT_UNCHANGED_TOAST)
+        v = &other[i];
+    if (v->state == CDC_EVENT_UNCHANGED_TOAST)
+        return cdc_err(
+            err, CDC_EINVAL, "key column \"%s\" of \"%s.%s\" is an unchanged TOAST value",
+            ev->columns[i].name, ev->schema ? ev->schema : "", ev->table ? ev->table : "");
+    *ret = v;
+    return 0;
 }
 
 int cdc_encoder_key(cdc_encoder *e, const cdc_event *ev, int image, cdc_buf *out, bool *ret_null,

@@ -133,7 +133,7 @@ static void jw_str(cdc_enc_jw *w, const char *s, size_t n)
             continue;
         }
         if (c >= 0x80) {
-            size_t k = cdc_enc__utf8_seq(p + i, n - i);
+            size_t k = cdc_utf8_seq(p + i, n - i);
             if (k) {
                 i += k;
                 continue;
@@ -1285,17 +1285,10 @@ int cdc_enc__json_key(cdc_encoder *e, const cdc_event *ev, const cdc_event_value
         jw_putc(&w, '{');
         for (size_t k = 0; k < ev->nkeys; k++) {
             size_t i = ev->keys[k];
-            if (i >= ev->ncols)
-                return cdc_err(err, CDC_EINVAL, "key column %zu of \"%s.%s\" out of range", i,
-                               ev->schema ? ev->schema : "", ev->table ? ev->table : "");
-            const cdc_event_value *v = &img[i];
-            if (v->state == CDC_EVENT_UNCHANGED_TOAST && other != NULL &&
-                other[i].state != CDC_EVENT_UNCHANGED_TOAST)
-                v = &other[i];
-            if (v->state == CDC_EVENT_UNCHANGED_TOAST)
-                return cdc_err(
-                    err, CDC_EINVAL, "key column \"%s\" of \"%s.%s\" is an unchanged TOAST value",
-                    ev->columns[i].name, ev->schema ? ev->schema : "", ev->table ? ev->table : "");
+            const cdc_event_value *v;
+            int krc = cdc_enc__key_value(ev, img, other, k, &v, err);
+            if (krc < 0)
+                return krc;
             if (k)
                 jw_putc(&w, ',');
             jw_cstr(&w, ev->columns[i].name);

@@ -150,14 +150,14 @@ static void cdc_enc_pb_str(cdc_enc_pb *pb, char **field, const char *s)
         return;
     }
     size_t n = strlen(s);
-    if (cdc_enc__utf8_valid(s, n)) {
+    if (cdc_utf8_valid(s, n)) {
         *field = (char *)s; /* packing only reads it */
         return;
     }
     const unsigned char *p = (const unsigned char *)s;
     size_t off = pb->arena.len;
     for (size_t i = 0; i < n && pb->rc == 0;) {
-        size_t k = cdc_enc__utf8_seq(p + i, n - i);
+        size_t k = cdc_utf8_seq(p + i, n - i);
         int rc = k ? cdc_buf_append(&pb->arena, p + i, k)
                    : cdc_buf_append(&pb->arena, "\xEF\xBF\xBD", 3);
         if (rc < 0)
@@ -352,7 +352,7 @@ static void cdc_enc_pb_column(cdc_encoder *e, Pgcdc__V1__Column *c, cdc_enc_pb_t
         c->unchanged_toast = 1;
         break;
     case CDC_EVENT_TEXT:
-        if (memchr(data, 0, v->len) == NULL && cdc_enc__utf8_valid(data, v->len)) {
+        if (memchr(data, 0, v->len) == NULL && cdc_utf8_valid(data, v->len)) {
             c->value_case = PGCDC__V1__COLUMN__VALUE_TEXT;
             size_t off = cdc_enc_pb_copy(pb, &c->text, data, v->len);
             cdc_enc_pb_fill_typed(e, c, slot, col, data, v->len, off);
@@ -518,17 +518,10 @@ int cdc_enc__pb_key(cdc_encoder *e, const cdc_event *ev, const cdc_event_value *
     } else {
         for (size_t k = 0; k < ev->nkeys; k++) {
             size_t i = ev->keys[k];
-            if (i >= ev->ncols)
-                return cdc_err(err, CDC_EINVAL, "key column %zu of \"%s.%s\" out of range", i,
-                               ev->schema ? ev->schema : "", ev->table ? ev->table : "");
-            const cdc_event_value *v = &img[i];
-            if (v->state == CDC_EVENT_UNCHANGED_TOAST && other != NULL &&
-                other[i].state != CDC_EVENT_UNCHANGED_TOAST)
-                v = &other[i];
-            if (v->state == CDC_EVENT_UNCHANGED_TOAST)
-                return cdc_err(
-                    err, CDC_EINVAL, "key column \"%s\" of \"%s.%s\" is an unchanged TOAST value",
-                    ev->columns[i].name, ev->schema ? ev->schema : "", ev->table ? ev->table : "");
+            const cdc_event_value *v;
+            int krc = cdc_enc__key_value(ev, img, other, k, &v, err);
+            if (krc < 0)
+                return krc;
             cdc_enc_pb_column(e, &pb->cols[k], &pb->typed[k], &ev->columns[i], v);
             pb->colp[k] = &pb->cols[k];
         }
@@ -553,9 +546,8 @@ int cdc_enc__pb_init(cdc_encoder *e, cdc_error *err)
     if (e->pb == NULL)
         return cdc_err(err, CDC_ENOMEM, "out of memory creating the protobuf encoder");
     /* names copied from the source info must be UTF-8 to be proto3 strings */
-    if (!cdc_enc__utf8_valid(e->name, strlen(e->name)) ||
-        !cdc_enc__utf8_valid(e->db, strlen(e->db)) ||
-        !cdc_enc__utf8_valid(e->version, strlen(e->version)))
+    if (!cdc_utf8_valid(e->name, strlen(e->name)) || !cdc_utf8_valid(e->db, strlen(e->db)) ||
+        !cdc_utf8_valid(e->version, strlen(e->version)))
         return cdc_err(err, CDC_EINVAL, "topic.prefix and database name must be valid UTF-8");
     return 0;
 }

@@ -83,7 +83,7 @@ static void jw_str(jw *w, const char *s, size_t n)
             u[6] = '\0';
             esc = u;
         } else if (c >= 0x80) {
-            k = cdc_event__utf8_seq(p + i, n - i);
+            k = cdc_utf8_seq(p + i, n - i);
             if (k == 0) {
                 esc = "\xEF\xBF\xBD"; /* U+FFFD REPLACEMENT CHARACTER */
                 k = 1;
@@ -153,7 +153,7 @@ static void put_value(jw *w, const cdc_event_value *v)
     case CDC_EVENT_NULL: jw_lit(w, "null"); return;
     case CDC_EVENT_UNCHANGED_TOAST: jw_lit(w, "{\"unchanged_toast\":true}"); return;
     case CDC_EVENT_TEXT:
-        if (cdc_event_utf8_valid(v->data, v->len)) {
+        if (cdc_utf8_valid(v->data, v->len)) {
             jw_str(w, v->data, v->len);
         } else {
             jw_lit(w, "{\"text_hex\":");
@@ -281,7 +281,7 @@ int cdc_event_to_json_line(const cdc_event *ev, cdc_buf *out)
         jw_lsn(&w, ev->message.lsn);
         jw_lit(&w, ",\"prefix\":");
         jw_cstr(&w, ev->message.prefix);
-        if (cdc_event_utf8_valid(ev->message.content, ev->message.len)) {
+        if (cdc_utf8_valid(ev->message.content, ev->message.len)) {
             jw_lit(&w, ",\"content\":");
             jw_str(&w, ev->message.content, ev->message.len);
         } else {

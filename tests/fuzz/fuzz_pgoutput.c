@@ -58,7 +58,7 @@ static void check_line(const cdc_buf *b)
 {
     CHECK(b->len > 2 && b->data[0] == '{' && b->data[b->len - 1] == '\n');
     CHECK(memchr(b->data, '\n', b->len - 1) == NULL);
-    CHECK(cdc_event_utf8_valid(b->data, b->len));
+    CHECK(cdc_utf8_valid(b->data, b->len));
 }
 
 static int on_begin(const cdc_event_txn *txn, void *arg)

@@ -582,15 +582,15 @@ static void test_append(void **state)
 static void test_utf8(void **state)
 {
     (void)state;
-    assert_true(cdc_enc__utf8_valid("", 0));
-    assert_true(cdc_enc__utf8_valid("plain ascii, longer than eight", 30));
-    assert_true(cdc_enc__utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf", 13));
-    assert_false(cdc_enc__utf8_valid("\xc0\xaf", 2));         /* overlong '/' */
-    assert_false(cdc_enc__utf8_valid("\xe0\x80\xaf", 3));     /* overlong */
-    assert_false(cdc_enc__utf8_valid("\xed\xa0\x80", 3));     /* surrogate U+D800 */
-    assert_false(cdc_enc__utf8_valid("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
-    assert_false(cdc_enc__utf8_valid("\xe2\x82", 2));         /* truncated */
-    assert_false(cdc_enc__utf8_valid("0123456789\x80", 11));  /* after an ASCII run */
+    assert_true(cdc_utf8_valid("", 0));
+    assert_true(cdc_utf8_valid("plain ascii, longer than eight", 30));
+    assert_true(cdc_utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf", 13));
+    assert_false(cdc_utf8_valid("\xc0\xaf", 2));         /* overlong '/' */
+    assert_false(cdc_utf8_valid("\xe0\x80\xaf", 3));     /* overlong */
+    assert_false(cdc_utf8_valid("\xed\xa0\x80", 3));     /* surrogate U+D800 */
+    assert_false(cdc_utf8_valid("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
+    assert_false(cdc_utf8_valid("\xe2\x82", 2));         /* truncated */
+    assert_false(cdc_utf8_valid("0123456789\x80", 11));  /* after an ASCII run */
 }
 
 /*
@@ -616,7 +616,7 @@ static void test_json_strings_random(void **state)
         /* expected decoded text */
         size_t wn = 0;
         for (size_t i = 0; i < n;) {
-            size_t k = cdc_enc__utf8_seq((const unsigned char *)in + i, n - i);
+            size_t k = cdc_utf8_seq((const unsigned char *)in + i, n - i);
             if (k) {
                 memcpy(want + wn, in + i, k);
                 wn += k;

@@ -57,7 +57,7 @@ static void render(const cdc_event *ev, cdc_buf *b)
 {
     cdc_buf_reset(b);
     assert_int_equal(cdc_event_to_json_line(ev, b), 0);
-    assert_true(cdc_event_utf8_valid(b->data, b->len));
+    assert_true(cdc_utf8_valid(b->data, b->len));
     assert_true(b->len > 0 && b->data[b->len - 1] == '\n');
     assert_null(memchr(b->data, '\n', b->len - 1));
 }
@@ -193,7 +193,7 @@ static void test_utf8_valid(void **state)
         {"a\xffz", false},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        assert_int_equal(cdc_event_utf8_valid(cases[i].s, strlen(cases[i].s)), cases[i].ok);
+        assert_int_equal(cdc_utf8_valid(cases[i].s, strlen(cases[i].s)), cases[i].ok);
 }
 
 static void test_key_changed(void **state)
