@@ -2,7 +2,8 @@
 # test.sh - install what is missing, build, run every test suite, and close with "N passed, N failed[, N skipped]"
 #
 # Suites: unit (no network), integration (real PostgreSQL + Kafka test broker),
-# and the unit suite again under AddressSanitizer + UBSan. Set
+# the unit suite again under AddressSanitizer + UBSan, and the decoder's unit
+# tests (every fixture cut at every byte, the fuzz corpus) under valgrind. Set
 # PGCDC_TEST_BROKERS to run the integration suite against a real Kafka.
 # PGCDC_TEST_SUITES limits what runs (e.g. "unit").
 set -uo pipefail
@@ -12,7 +13,7 @@ ROOT=$(pwd)
 scripts/deps.sh || { echo "test.sh: installing dependencies failed" >&2; echo "0 passed, 1 failed"; exit 1; }
 
 JOBS=$(nproc 2>/dev/null || echo 2)
-SUITES=${PGCDC_TEST_SUITES:-"unit integration asan"}
+SUITES=${PGCDC_TEST_SUITES:-"unit integration asan valgrind"}
 failed_build=0
 
 build() { # build DIR [meson options...]
@@ -30,10 +31,15 @@ run_suite() { # DIR SUITE
 
 rm -f build/meson-logs/testlog-*.json build-asan/meson-logs/testlog-*.json
 
-if [[ " $SUITES " == *" unit "* || " $SUITES " == *" integration "* ]]; then
+if [[ " $SUITES " == *" unit "* || " $SUITES " == *" integration "* || " $SUITES " == *" valgrind "* ]]; then
   if build build; then
     [[ " $SUITES " == *" unit "* ]] && run_suite build unit
     [[ " $SUITES " == *" integration "* ]] && run_suite build integration
+    if [[ " $SUITES " == *" valgrind "* ]]; then
+      meson test -C build --no-rebuild --print-errorlogs --logbase testlog-valgrind \
+        --wrapper 'valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect -q' \
+        reader pgoutput pgoutput_corpus event >&2 || true
+    fi
   else
     echo "test.sh: build failed" >&2; failed_build=$((failed_build + 1))
   fi
