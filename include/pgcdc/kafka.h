@@ -89,6 +89,15 @@ int cdc_producer_outq_len(cdc_producer *p);
 int cdc_producer_partition_count(cdc_producer *p, const char *topic, int timeout_ms,
                                  int32_t *ret_count, cdc_error *err);
 
+/*
+ * Tell the producer about topics before the first message: one metadata
+ * request for all of them, waiting up to timeout_ms. Without it librdkafka
+ * learns a topic's partitions only on its next metadata round (about a
+ * second), holding the first messages back. Failure is harmless (logged at
+ * debug level): the producer then learns them on its own.
+ */
+void cdc_producer_warm(cdc_producer *p, const char *const *topics, size_t ntopics, int timeout_ms);
+
 /* The partition murmur2 (Java-compatible) gives key among count partitions. */
 int32_t cdc_kafka_murmur2_partition(const void *key, size_t keylen, int32_t count);
 

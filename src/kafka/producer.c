@@ -18,7 +18,9 @@ struct cdc_producer {
     size_t ntopics;
     int fatal; /* a fatal error was raised */
     char fatal_reason[1024];
-    bool closing; /* being freed: delivery reports are dropped */
+    bool closing;            /* being freed: delivery reports are dropped */
+    rd_kafka_topic_t **warm; /* topic handles kept so their metadata stays known */
+    size_t nwarm;
 };
 
 /* ------------------------------------------------------------------------
@@ -232,6 +234,26 @@ int cdc_producer_partition_count(cdc_producer *p, const char *topic, int timeout
     return rc;
 }
 
+void cdc_producer_warm(cdc_producer *p, const char *const *topics, size_t ntopics, int timeout_ms)
+{
+    rd_kafka_topic_t **h = realloc(p->warm, sizeof(*h) * (p->nwarm + ntopics));
+    if (h == NULL)
+        return;
+    p->warm = h;
+    for (size_t i = 0; i < ntopics; i++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topics[i], NULL);
+        if (rkt)
+            p->warm[p->nwarm++] = rkt;
+    }
+    /* all_topics = 0, no topic: the locally known topics, in one request */
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(p->rk, 0, NULL, &md, timeout_ms);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        cdc_log_debug("producer metadata warm-up: %s", rd_kafka_err2str(e));
+    else
+        rd_kafka_metadata_destroy(md);
+}
+
 /* Kafka's murmur2 (seed 0x9747b28c), as org.apache.kafka.common.utils.Utils.murmur2. */
 static uint32_t murmur2(const uint8_t *data, size_t len)
 {
@@ -285,6 +307,9 @@ void cdc_producer_free(cdc_producer *p, int flush_timeout_ms)
         rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_poll(p->rk, 0);
     }
+    for (size_t i = 0; i < p->nwarm; i++)
+        rd_kafka_topic_destroy(p->warm[i]);
+    free(p->warm);
     rd_kafka_destroy(p->rk);
     for (size_t i = 0; i < p->ntopics; i++)
         free(p->topics[i].name);

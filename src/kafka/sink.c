@@ -53,6 +53,7 @@ typedef struct kafka_sink {
     uint64_t inflight_bytes; /* bytes awaiting delivery, with librdkafka's overhead */
     cdc_error failure;       /* first failed delivery; stops the pipeline */
     bool failure_reported;   /* failure was returned once by poll() */
+    bool warmed;             /* the producer knows the topics' metadata */
 } kafka_sink;
 
 /* ------------------------------------------------------------------------
@@ -332,6 +333,10 @@ static int ks_open(cdc_sink *base, const cdc_sink_source *src, cdc_error *err)
     if (rc == 0)
         rc = cdc_hwm_scan(s->cfg, s->source, (const char *const *)topics, n + 1, &s->hwm, s->stop,
                           err);
+    if (rc == 0 && !s->warmed) {
+        cdc_producer_warm(s->producer, (const char *const *)topics, n + 1, 5000);
+        s->warmed = true;
+    }
     for (size_t i = 0; i <= n; i++)
         free(topics[i]);
     free(topics);
