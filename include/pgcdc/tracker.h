@@ -24,6 +24,10 @@ void cdc_tracker_free(cdc_tracker *t);
 
 /* Open the next transaction; returns its sequence number (or 0 on ENOMEM). */
 uint64_t cdc_tracker_open(cdc_tracker *t);
+/* Record the commit time (Unix microseconds) of transaction seq. */
+void cdc_tracker_set_commit_time(cdc_tracker *t, uint64_t seq, int64_t commit_us);
+/* The commit time of seq if it is still tracked, else 0. */
+int64_t cdc_tracker_commit_time(const cdc_tracker *t, uint64_t seq);
 /* Count one more message in flight for transaction seq. */
 void cdc_tracker_add(cdc_tracker *t, uint64_t seq);
 /* A message of seq was delivered. */

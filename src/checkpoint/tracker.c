@@ -8,6 +8,7 @@ typedef struct txn_entry {
     cdc_lsn end_lsn;      /* valid once closed */
     bool closed;          /* no more messages will be added */
     bool failed;          /* a message failed for good: never complete */
+    int64_t commit_us;    /* commit time, Unix microseconds; 0 unknown */
 } txn_entry;
 
 struct cdc_tracker {
@@ -45,7 +46,7 @@ void cdc_tracker_free(cdc_tracker *t)
     free(t);
 }
 
-static txn_entry *entry(cdc_tracker *t, uint64_t seq)
+static txn_entry *entry(const cdc_tracker *t, uint64_t seq)
 {
     if (seq < t->head_seq || seq >= t->head_seq + t->count)
         return NULL;
@@ -91,8 +92,22 @@ uint64_t cdc_tracker_open(cdc_tracker *t)
     e->end_lsn = CDC_INVALID_LSN;
     e->closed = false;
     e->failed = false;
+    e->commit_us = 0;
     t->count++;
     return t->next_seq++;
+}
+
+void cdc_tracker_set_commit_time(cdc_tracker *t, uint64_t seq, int64_t commit_us)
+{
+    txn_entry *e = entry(t, seq);
+    if (e)
+        e->commit_us = commit_us;
+}
+
+int64_t cdc_tracker_commit_time(const cdc_tracker *t, uint64_t seq)
+{
+    const txn_entry *e = entry(t, seq);
+    return e ? e->commit_us : 0;
 }
 
 void cdc_tracker_add(cdc_tracker *t, uint64_t seq)

@@ -32,6 +32,42 @@ static void refusal_hint(cdc_error *err, const char *reason)
         cdc_err_hint(err, "create the topic, or allow auto.create.topics.enable on the brokers");
 }
 
+/*
+ * Commit-to-delivery-report latency, in 0.1 ms buckets up to 10 s (the last
+ * bucket holds everything slower), logged when the sink stops.
+ */
+#define LAT_BUCKETS 100001
+typedef struct latency_hist {
+    uint32_t *b; /* LAT_BUCKETS counters, allocated on first use */
+    uint64_t n;  /* samples */
+    int64_t max_us;
+} latency_hist;
+
+static void lat_add(latency_hist *h, int64_t us)
+{
+    if (h->b == NULL && (h->b = calloc(LAT_BUCKETS, sizeof(*h->b))) == NULL)
+        return;
+    if (us < 0)
+        us = 0; /* clocks of server and pgcdc differ slightly */
+    int64_t i = us / 100;
+    h->b[i < LAT_BUCKETS - 1 ? i : LAT_BUCKETS - 1]++;
+    h->n++;
+    if (us > h->max_us)
+        h->max_us = us;
+}
+
+/* The q-quantile (0..1) in milliseconds. */
+static double lat_quantile(const latency_hist *h, double q)
+{
+    uint64_t want = (uint64_t)(q * (double)(h->n - 1)) + 1, seen = 0;
+    for (size_t i = 0; i < LAT_BUCKETS; i++) {
+        seen += h->b[i];
+        if (seen >= want)
+            return (double)(i + 1) / 10.0;
+    }
+    return (double)h->max_us / 1000.0;
+}
+
 typedef struct kafka_sink {
     cdc_sink base;
     const cdc_config *cfg;  /* borrowed, outlives the sink */
@@ -54,7 +90,15 @@ typedef struct kafka_sink {
     cdc_error failure;       /* first failed delivery; stops the pipeline */
     bool failure_reported;   /* failure was returned once by poll() */
     bool warmed;             /* the producer knows the topics' metadata */
+    latency_hist latency;    /* commit to delivery report */
 } kafka_sink;
+
+static int64_t now_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
 
 /* ------------------------------------------------------------------------
  * Delivery reports
@@ -66,6 +110,9 @@ static void on_delivery(void *ctx, uint64_t seq, size_t bytes, int err, const ch
     bytes += MSG_OVERHEAD;
     s->inflight_bytes -= bytes < s->inflight_bytes ? bytes : s->inflight_bytes;
     if (err == CDC_OK) {
+        int64_t commit = cdc_tracker_commit_time(s->base.tracker, seq);
+        if (commit > 0)
+            lat_add(&s->latency, now_us() - commit);
         cdc_tracker_ack(s->base.tracker, seq);
         return;
     }
@@ -197,13 +244,6 @@ static int send_one(kafka_sink *s, const cdc_event *ev, uint64_t seq, unsigned s
     cdc_tracker_add(s->base.tracker, seq);
     s->inflight_bytes += klen + vlen + MSG_OVERHEAD;
     return 0;
-}
-
-static int64_t now_us(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }
 
 /* Encode and send ev under the key of image; then a tombstone if asked. */
@@ -352,6 +392,12 @@ static void ks_free(cdc_sink *base)
     if (s->skipped)
         cdc_log_info("skipped %llu replayed messages that kafka already had",
                      (unsigned long long)s->skipped);
+    if (s->latency.n > 0)
+        cdc_log_info("commit to kafka delivery report: p50 %.1f ms, p99 %.1f ms, max %.1f ms "
+                     "over %llu messages",
+                     lat_quantile(&s->latency, 0.5), lat_quantile(&s->latency, 0.99),
+                     (double)s->latency.max_us / 1000.0, (unsigned long long)s->latency.n);
+    free(s->latency.b);
     cdc_encoder_free(s->encoder);
     cdc_hwm_free(&s->hwm);
     free(s->source);

@@ -56,10 +56,10 @@ typedef struct run_state {
 static int on_begin(const cdc_event_txn *txn, void *arg)
 {
     run_state *st = arg;
-    (void)txn;
     st->cur_seq = cdc_tracker_open(st->tracker);
     if (st->cur_seq == 0)
         return cdc_err(&st->cb_err, CDC_ENOMEM, "out of memory");
+    cdc_tracker_set_commit_time(st->tracker, st->cur_seq, txn->commit_ts_us);
     return 0;
 }
 
