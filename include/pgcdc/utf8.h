@@ -1,4 +1,5 @@
-/* utf8.h - strict UTF-8 validation (RFC 3629: no overlongs, surrogates or code points > U+10FFFF) */
+/* utf8.h - strict UTF-8 validation (RFC 3629: no overlongs, surrogates or code points > U+10FFFF)
+ */
 #ifndef PGCDC_UTF8_H
 #define PGCDC_UTF8_H
 

@@ -62,8 +62,8 @@ static inline int cdc_position_cmp(cdc_position a, cdc_position b)
 
 /*
  * Read the last message of every partition of topics with one consumer
- * (end offset - 1, found with one batched ListOffsets per broker) and keep the positions of those produced by source (the
- * pgcdc.source header). Retries while the cluster is unreachable, logging
+ * (end offset - 1, found with one batched ListOffsets per broker) and keep the positions of those
+ * produced by source (the pgcdc.source header). Retries while the cluster is unreachable, logging
  * each attempt, until *stop becomes non-zero (then CDC_EINTERRUPTED).
  * Adds to hwm (which may already hold other topics).
  */
