@@ -1,26 +1,16 @@
 /* lsn.c - LSN text conversions in PostgreSQL's %X/%X form */
 #include "pgcdc/lsn.h"
 #include "pgcdc/error.h"
+#include "pgcdc/hex.h"
 
 #include <stdio.h>
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Read 1..8 hex digits from *p; advance *p. Returns 0 or -1. */
 static int read_half(const char **p, uint32_t *out)
 {
     uint32_t v = 0;
     int n = 0, d;
-    while ((d = hexval(**p)) >= 0) {
+    while ((d = cdc_hex_digit(**p)) >= 0) {
         if (++n > 8)
             return -1;
         v = (v << 4) | (uint32_t)d;

@@ -7,6 +7,7 @@
 #include "pgcdc/encode.h"
 
 #include "encode_int.h"
+#include "pgcdc/hex.h"
 
 /*
  * The JSON is written straight into the caller's buffer rather than built as
@@ -249,17 +250,6 @@ static void jw_quoted(cdc_enc_jw *w, const char *s, size_t n)
  * a column is never dropped and never made up.
  * ------------------------------------------------------------------------- */
 
-static int cdc_enc_hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int cdc_enc__bytea_decode(const char *s, size_t n, cdc_buf *out)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -273,7 +263,7 @@ int cdc_enc__bytea_decode(const char *s, size_t n, cdc_buf *out)
         if ((n - 2) % 2)
             return CDC_EINVAL;
         for (size_t i = 2; i < n; i += 2) {
-            int hi = cdc_enc_hexval(p[i]), lo = cdc_enc_hexval(p[i + 1]);
+            int hi = cdc_hex_digit(p[i]), lo = cdc_hex_digit(p[i + 1]);
             if (hi < 0 || lo < 0)
                 return CDC_EINVAL;
             o[k++] = (unsigned char)(hi << 4 | lo);

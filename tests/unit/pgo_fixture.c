@@ -1,5 +1,6 @@
 /* pgo_fixture.c - parser for the text fixtures written by scripts/capture-fixtures.py */
 #include "pgo_fixture.h"
+#include "pgcdc/hex.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,17 +37,6 @@ char *pgo_read_file(const char *path, size_t *ret_len)
     return buf;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Parse one "<lsn> <hex>" line (NUL-terminated, no newline) into m. */
 static int parse_line(char *line, pgo_msg *m)
 {
@@ -65,7 +55,7 @@ static int parse_line(char *line, pgo_msg *m)
     if (m->data == NULL)
         return -1;
     for (size_t i = 0; i < m->len; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = cdc_hex_digit(hex[2 * i]), lo = cdc_hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             free(m->data);
             return -1;
