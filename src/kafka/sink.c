@@ -374,7 +374,18 @@ static int ks_open(cdc_sink *base, const cdc_sink_source *src, cdc_error *err)
         rc = cdc_hwm_scan(s->cfg, s->source, (const char *const *)topics, n + 1, &s->hwm, s->stop,
                           err);
     if (rc == 0 && !s->warmed) {
-        cdc_producer_warm(s->producer, (const char *const *)topics, n + 1, 5000);
+        /* only topics that exist: asking for the others would auto-create them */
+        size_t k = 0;
+        for (size_t i = 0; i <= n; i++) {
+            const cdc_hwm_topic *t = cdc_hwm_find(&s->hwm, topics[i]);
+            if (t && t->partitions > 0) {
+                char *tmp = topics[k];
+                topics[k++] = topics[i];
+                topics[i] = tmp;
+            }
+        }
+        if (k > 0)
+            cdc_producer_warm(s->producer, (const char *const *)topics, k, 5000);
         s->warmed = true;
     }
     for (size_t i = 0; i <= n; i++)
