@@ -3,7 +3,9 @@
 #
 # Suites: unit (no network), integration (real PostgreSQL + Kafka test broker),
 # the unit suite again under AddressSanitizer + UBSan, and the decoder's unit
-# tests (every fixture cut at every byte, the fuzz corpus) under valgrind. Set
+# tests (every fixture cut at every byte, the fuzz corpus) under valgrind, and
+# a short libFuzzer run of the decoder (clang, ASan+UBSan) so the fuzz target
+# keeps building. Set
 # PGCDC_TEST_BROKERS to run the integration suite against a real Kafka.
 # PGCDC_TEST_SUITES limits what runs (e.g. "unit").
 set -uo pipefail
@@ -13,7 +15,7 @@ ROOT=$(pwd)
 scripts/deps.sh || { echo "test.sh: installing dependencies failed" >&2; echo "0 passed, 1 failed"; exit 1; }
 
 JOBS=$(nproc 2>/dev/null || echo 2)
-SUITES=${PGCDC_TEST_SUITES:-"unit integration asan valgrind"}
+SUITES=${PGCDC_TEST_SUITES:-"unit integration asan valgrind fuzz"}
 failed_build=0
 
 build() { # build DIR [meson options...]
@@ -29,7 +31,8 @@ run_suite() { # DIR SUITE
     --logbase "testlog-$2" >&2 || true
 }
 
-rm -f build/meson-logs/testlog-*.json build-asan/meson-logs/testlog-*.json
+rm -f build/meson-logs/testlog-*.json build-asan/meson-logs/testlog-*.json \
+  build-fuzz/meson-logs/testlog-*.json
 
 if [[ " $SUITES " == *" unit "* || " $SUITES " == *" integration "* || " $SUITES " == *" valgrind "* ]]; then
   if build build; then
@@ -53,8 +56,35 @@ if [[ " $SUITES " == *" asan "* ]]; then
   fi
 fi
 
+if [[ " $SUITES " == *" fuzz "* ]]; then
+  # One test: build the libFuzzer target and run 50,000 executions from the corpus.
+  mkdir -p build-fuzz/meson-logs
+  fuzz_result=FAIL
+  if [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true \
+       -Db_sanitize=address,undefined -Db_lundef=false >build-fuzz.setup.log 2>&1; then
+    if ninja -C build-fuzz tests/fuzz/fuzz_pgoutput >build-fuzz.build.log 2>&1; then
+      corpus=$(mktemp -d)
+      cp tests/fuzz/corpus/pgoutput/* "$corpus"/
+      if build-fuzz/tests/fuzz/fuzz_pgoutput -runs=50000 -dict=tests/fuzz/pgoutput.dict \
+           "$corpus" >build-fuzz/meson-logs/fuzz.log 2>&1; then
+        fuzz_result=OK
+      else
+        tail -30 build-fuzz/meson-logs/fuzz.log >&2
+      fi
+      rm -rf "$corpus"
+    else
+      tail -30 build-fuzz.build.log >&2
+    fi
+  else
+    cat build-fuzz.setup.log >&2
+  fi
+  echo "fuzz: libFuzzer 50000 runs: $fuzz_result" >&2
+  echo "{\"name\": \"fuzz_pgoutput\", \"result\": \"$fuzz_result\"}" > build-fuzz/meson-logs/testlog-fuzz.json
+fi
+
 # Count from meson's machine-readable logs: one JSON object per test run.
-/usr/bin/python3 - "$failed_build" build/meson-logs/testlog-*.json build-asan/meson-logs/testlog-*.json <<'PY'
+/usr/bin/python3 - "$failed_build" build/meson-logs/testlog-*.json build-asan/meson-logs/testlog-*.json \
+  build-fuzz/meson-logs/testlog-*.json <<'PY'
 import json, sys
 failed_build = int(sys.argv[1])
 passed = failed = skipped = 0
