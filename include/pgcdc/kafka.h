@@ -49,7 +49,8 @@ typedef void (*cdc_delivery_fn)(void *ctx, uint64_t seq, size_t bytes, int err, 
 
 /*
  * Create the producer from the kafka.* configuration with pgcdc's defaults
- * (idempotent, acks=all, murmur2_random partitioner, no message timeout).
+ * (idempotent, acks=all, Java-compatible murmur2 partitioning, no message
+ * timeout).
  * Does not wait for the broker: an unreachable broker is logged and
  * retried. Returns 0 and a new producer, or an error.
  */

@@ -47,7 +47,8 @@ static const cdc_cli_cmd commands[] = {
      CONFIG_HELP "      --topic TOPIC      topic to read (repeatable; default: all <prefix>.*)\n"
                  "      --from-beginning   start at the oldest message, not the newest\n"
                  "      --max N            stop after N messages\n"
-                 "      --follow           keep waiting for new messages\n"},
+                 "      --follow           keep waiting for new messages (default: stop at the\n"
+                 "                         end of every partition, or after 10 s without one)\n"},
     {"config", OPT_CONFIG | OPT_LIST | OPT_SHOW, cdc_cmd_config,
      "check a configuration, list every key, or show the effective values",
      CONFIG_HELP "      --list             list every key with its default and description\n"
