@@ -1,5 +1,6 @@
 /* config.c - the configuration key table, file parsing, overrides and printing */
 #include "pgcdc/config.h"
+#include "pgcdc/buf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -529,77 +530,105 @@ bool cdc_config_is_secret_key(const char *key)
            strstr(key, "sasl.oauthbearer.config") != NULL || strstr(key, "ssl.key.pem") != NULL;
 }
 
+/* Parameters whose value is a secret: password and sslpassword. */
+static bool secret_param(const char *k, size_t n)
+{
+    return (n == 8 && strncmp(k, "password", 8) == 0) ||
+           (n == 11 && strncmp(k, "sslpassword", 11) == 0);
+}
+
+#define MASK "********"
+
+/* URI form: the password in user:password@ and every secret query parameter. */
+static int redact_uri(const char *dsn, cdc_buf *out)
+{
+    const char *p = strstr(dsn, "://") + 3;
+    int rc = cdc_buf_append(out, dsn, (size_t)(p - dsn));
+    size_t authlen = strcspn(p, "/?");
+    const char *at = NULL;
+    for (size_t i = 0; i < authlen; i++)
+        if (p[i] == '@')
+            at = p + i; /* the last @ ends the user info */
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (colon) {
+            rc |= cdc_buf_append(out, p, (size_t)(colon - p) + 1);
+            rc |= cdc_buf_puts(out, MASK);
+            p = at;
+        }
+    }
+    const char *q = strchr(p, '?');
+    if (q == NULL)
+        return rc | cdc_buf_puts(out, p);
+    rc |= cdc_buf_append(out, p, (size_t)(q - p) + 1);
+    for (p = q + 1; *p;) {
+        size_t len = strcspn(p, "&");
+        const char *eq = memchr(p, '=', len);
+        if (eq && secret_param(p, (size_t)(eq - p))) {
+            rc |= cdc_buf_append(out, p, (size_t)(eq - p) + 1);
+            rc |= cdc_buf_puts(out, MASK);
+        } else {
+            rc |= cdc_buf_append(out, p, len);
+        }
+        p += len;
+        if (*p == '&')
+            rc |= cdc_buf_putc(out, *p++);
+    }
+    return rc;
+}
+
+/* key = value form: values may be quoted ('...' with backslash escapes). */
+static int redact_kv(const char *p, cdc_buf *out)
+{
+    int rc = 0;
+    while (*p) {
+        if (isspace((unsigned char)*p)) {
+            rc |= cdc_buf_putc(out, *p++);
+            continue;
+        }
+        const char *key = p;
+        while (*p && !isspace((unsigned char)*p) && *p != '=')
+            p++;
+        size_t keylen = (size_t)(p - key);
+        rc |= cdc_buf_append(out, key, keylen);
+        while (isspace((unsigned char)*p))
+            rc |= cdc_buf_putc(out, *p++);
+        if (*p != '=')
+            continue;
+        rc |= cdc_buf_putc(out, *p++);
+        while (isspace((unsigned char)*p))
+            rc |= cdc_buf_putc(out, *p++);
+        const char *val = p;
+        if (*p == '\'') {
+            for (p++; *p && *p != '\''; p++)
+                if (*p == '\\' && p[1])
+                    p++;
+            if (*p)
+                p++;
+        } else {
+            while (*p && !isspace((unsigned char)*p))
+                p++;
+        }
+        if (secret_param(key, keylen))
+            rc |= cdc_buf_puts(out, MASK);
+        else
+            rc |= cdc_buf_append(out, val, (size_t)(p - val));
+    }
+    return rc;
+}
+
 char *cdc_config_redact_dsn(const char *dsn)
 {
-    /* URI form: postgresql://user:secret@host/... */
-    const char *scheme = strstr(dsn, "://");
-    size_t n = strlen(dsn);
-    char *out = malloc(n + 16);
-    if (out == NULL)
+    cdc_buf out = CDC_BUF_INIT;
+    bool uri = strncmp(dsn, "postgresql://", 13) == 0 || strncmp(dsn, "postgres://", 11) == 0;
+    int rc = uri ? redact_uri(dsn, &out) : redact_kv(dsn, &out);
+    if (rc == 0 && out.data == NULL)
+        rc = cdc_buf_puts(&out, "");
+    if (rc != 0) {
+        cdc_buf_free(&out);
         return NULL;
-    if (scheme && (strncmp(dsn, "postgres", 8) == 0)) {
-        const char *auth = scheme + 3;
-        const char *at = strchr(auth, '@');
-        const char *slash = strchr(auth, '/');
-        const char *colon = strchr(auth, ':');
-        if (at && (!slash || at < slash) && colon && colon < at) {
-            size_t pre = (size_t)(colon - dsn) + 1;
-            memcpy(out, dsn, pre);
-            strcpy(out + pre, "********");
-            strcat(out, at);
-        } else {
-            strcpy(out, dsn);
-        }
-        /* also a password=... query parameter */
-        char *q = strstr(out, "password=");
-        if (q) {
-            char *e = strchr(q, '&');
-            char tailbuf[1024] = "";
-            if (e)
-                snprintf(tailbuf, sizeof(tailbuf), "%s", e);
-            strcpy(q + 9, "********");
-            strcat(q, tailbuf);
-        }
-        return out;
     }
-    /* key=value form: mask the value of password (quoted or not) */
-    size_t o = 0;
-    const char *p = dsn;
-    while (*p) {
-        const char *kstart = p;
-        if (strncmp(p, "password", 8) == 0 && (p == dsn || isspace((unsigned char)p[-1]))) {
-            const char *q = p + 8;
-            while (isspace((unsigned char)*q))
-                q++;
-            if (*q == '=') {
-                q++;
-                while (isspace((unsigned char)*q))
-                    q++;
-                memcpy(out + o, kstart, (size_t)(q - kstart));
-                o += (size_t)(q - kstart);
-                memcpy(out + o, "********", 8);
-                o += 8;
-                if (*q == '\'') {
-                    q++;
-                    while (*q && *q != '\'') {
-                        if (*q == '\\' && q[1])
-                            q++;
-                        q++;
-                    }
-                    if (*q)
-                        q++;
-                } else {
-                    while (*q && !isspace((unsigned char)*q))
-                        q++;
-                }
-                p = q;
-                continue;
-            }
-        }
-        out[o++] = *p++;
-    }
-    out[o] = '\0';
-    return out;
+    return out.data; /* the caller frees it */
 }
 
 static void print_value(const cdc_config *cfg, const key_def *k, FILE *out)

@@ -206,6 +206,16 @@ static void test_redaction(void **state)
         {"postgresql://u:secret@h:5432/d", "postgresql://u:********@h:5432/d"},
         {"postgres://u@h/d?password=secret&sslmode=require",
          "postgres://u@h/d?password=********&sslmode=require"},
+        /* every secret parameter, not only the first "password=" */
+        {"postgres://h/d?sslpassword=x&password=SECRET",
+         "postgres://h/d?sslpassword=********&password=********"},
+        {"host=h sslpassword=k password=p", "host=h sslpassword=******** password=********"},
+        /* masks longer than the values they replace must not overflow */
+        {"password=a password=b password=c",
+         "password=******** password=******** password=********"},
+        {"postgres://u:@h?password=", "postgres://u:********@h?password=********"},
+        {"postgresql://u:p@ss@h:5/d", "postgresql://u:********@h:5/d"},
+        {"", ""},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *r = cdc_config_redact_dsn(cases[i].in);
