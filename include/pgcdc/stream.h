@@ -71,6 +71,8 @@ int cdc_stream_open(const cdc_stream_opts *opts, cdc_stream **ret, cdc_error *er
 
 /* Borrowed; valid until cdc_stream_close(). */
 const cdc_system_info *cdc_stream_system(const cdc_stream *s);
+/* True once START_REPLICATION succeeded (status updates can be sent). */
+bool cdc_stream_is_streaming(const cdc_stream *s);
 /* The server's wal_sender_timeout in ms read at connect (0: disabled or unknown). */
 int64_t cdc_stream_sender_timeout_ms(const cdc_stream *s);
 /* The slot's confirmed_flush_lsn read at open. */

@@ -68,11 +68,14 @@ static cdc_hwm_topic *add_topic(cdc_hwm *hwm, const char *name, int32_t partitio
     if (partitions > 0) {
         t->pos = calloc((size_t)partitions, sizeof(*t->pos));
         t->has = calloc((size_t)partitions, sizeof(*t->has));
+        t->done = calloc((size_t)partitions, sizeof(*t->done));
     }
-    if (t->name == NULL || (partitions > 0 && (t->pos == NULL || t->has == NULL))) {
+    if (t->name == NULL ||
+        (partitions > 0 && (t->pos == NULL || t->has == NULL || t->done == NULL))) {
         free(t->name);
         free(t->pos);
         free(t->has);
+        free(t->done);
         return NULL;
     }
     size_t i = hash_str(name) & (hwm->nslots - 1);
@@ -89,6 +92,7 @@ void cdc_hwm_free(cdc_hwm *hwm)
         free(hwm->topics[i].name);
         free(hwm->topics[i].pos);
         free(hwm->topics[i].has);
+        free(hwm->topics[i].done);
     }
     free(hwm->topics);
     free(hwm->slots);
@@ -154,6 +158,35 @@ static void note_message(cdc_hwm *hwm, const char *source, rd_kafka_message_t *m
         hwm->max = p;
 }
 
+/* The first of topics with a metadata error other than "does not exist", or NULL. */
+static const char *transient_topic_error(const struct rd_kafka_metadata *md,
+                                         const char *const *topics, size_t ntopics,
+                                         rd_kafka_resp_err_t *ret_err)
+{
+    for (int k = 0; k < md->topic_cnt; k++) {
+        rd_kafka_resp_err_t e = md->topics[k].err;
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+            continue;
+        for (size_t i = 0; i < ntopics; i++) {
+            if (strcmp(md->topics[k].topic, topics[i]) == 0) {
+                *ret_err = e;
+                return topics[i];
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Mark a partition finished; true the first time. */
+static bool mark_done(cdc_hwm *hwm, const char *topic, int32_t partition)
+{
+    cdc_hwm_topic *t = (cdc_hwm_topic *)cdc_hwm_find(hwm, topic);
+    if (t == NULL || partition < 0 || partition >= t->partitions || t->done[partition])
+        return false;
+    t->done[partition] = true;
+    return true;
+}
+
 static int64_t mono_ms(void)
 {
     struct timespec ts;
@@ -180,7 +213,9 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
         rd_kafka_conf_set(conf, "group.id", "pgcdc-hwm", errstr, sizeof(errstr)) ||
         /* the answer is at hand: do not let the broker hold fetches open */
-        rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", errstr, sizeof(errstr))) {
+        rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", errstr, sizeof(errstr)) ||
+        /* an offset retention removed is an error to report, not a jump elsewhere */
+        rd_kafka_conf_set(conf, "auto.offset.reset", "error", errstr, sizeof(errstr))) {
         rd_kafka_conf_destroy(conf);
         return cdc_err(err, CDC_ECONFIG, "cannot configure the position reader: %s", errstr);
     }
@@ -196,10 +231,18 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
     int backoff = 500, wait_ms = 2000; /* wait grows: a slow broker still answers */
     for (int attempt = 1;; attempt++) {
         rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, wait_ms);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-            break;
-        cdc_log_warning("cannot read kafka metadata (attempt %d): %s; retrying in %d ms", attempt,
-                        rd_kafka_err2str(e), backoff);
+        const char *what = "";
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            /* a topic that does not exist has nothing to skip; any other topic error
+             * (leader election, ...) would hide its marks: ask again */
+            what = transient_topic_error(md, topics, ntopics, &e);
+            if (what == NULL)
+                break;
+            rd_kafka_metadata_destroy(md);
+            md = NULL;
+        }
+        cdc_log_warning("cannot read kafka metadata%s%s (attempt %d): %s; retrying in %d ms",
+                        *what ? " of topic " : "", what, attempt, rd_kafka_err2str(e), backoff);
         nap(backoff, stop);
         if (*stop) {
             rd_kafka_destroy(rk);
@@ -233,6 +276,9 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
     backoff = 500;
     for (int attempt = 1; rc == 0 && ends->cnt > 0; attempt++) {
         rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, ends, 30000);
+        /* a partition whose end is unknown (leader moving) would go undeduplicated */
+        for (int k = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && k < ends->cnt; k++)
+            e = ends->elems[k].err;
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             break;
         cdc_log_warning("cannot read kafka end offsets (attempt %d): %s; retrying in %d ms",
@@ -242,13 +288,15 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
             rc = cdc_err(err, CDC_EINTERRUPTED, "stopped while waiting for kafka");
             break;
         }
-        for (int k = 0; k < ends->cnt; k++)
+        for (int k = 0; k < ends->cnt; k++) {
             ends->elems[k].offset = RD_KAFKA_OFFSET_END;
+            ends->elems[k].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        }
         backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
     }
     for (int k = 0; rc == 0 && k < ends->cnt; k++) {
         const rd_kafka_topic_partition_t *tp = &ends->elems[k];
-        if (tp->err || tp->offset <= 0)
+        if (tp->offset <= 0)
             continue; /* empty partition: nothing to skip */
         rd_kafka_topic_partition_list_add(assign, tp->topic, tp->partition)->offset =
             tp->offset - 1;
@@ -278,12 +326,21 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
                 }
                 continue;
             }
-            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                done++;
-            else if (m->err == 0)
+            if (m->err == 0) {
                 note_message(hwm, source, m);
-            else
-                cdc_log_warning("reading kafka positions: %s", rd_kafka_message_errstr(m));
+            } else {
+                /* end of the partition, or it cannot be read (its last message was
+                 * removed by retention, ...): either way it is finished, once */
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && m->rkt)
+                    cdc_log_warning("cannot read the last message of %s [%d]: %s; replayed "
+                                    "messages in that partition are not deduplicated",
+                                    rd_kafka_topic_name(m->rkt), (int)m->partition,
+                                    rd_kafka_message_errstr(m));
+                if (m->rkt && mark_done(hwm, rd_kafka_topic_name(m->rkt), m->partition))
+                    done++;
+                else if (m->rkt == NULL)
+                    cdc_log_warning("reading kafka positions: %s", rd_kafka_message_errstr(m));
+            }
             rd_kafka_message_destroy(m);
         }
     }

@@ -40,6 +40,7 @@ typedef struct cdc_hwm_topic {
     int32_t partitions; /* 0: the topic did not exist when scanned */
     cdc_position *pos;  /* per partition: last position written by this source */
     bool *has;          /* per partition: pos is valid */
+    bool *done;         /* per partition: the scan finished it */
 } cdc_hwm_topic;
 
 typedef struct cdc_hwm {

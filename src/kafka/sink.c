@@ -239,6 +239,8 @@ static int send_one(kafka_sink *s, const cdc_event *ev, uint64_t seq, unsigned s
             return rc;
         }
         /* librdkafka's own queue is full: serve delivery reports, then retry */
+        if (s->stop && *s->stop)
+            return cdc_err(err, CDC_EINTERRUPTED, "stopped while kafka's queue was full");
         cdc_producer_poll(s->producer, 10);
     }
     cdc_tracker_add(s->base.tracker, seq);

@@ -16,8 +16,12 @@ static void chomp(char *s)
 
 int cdc_pg_connect(const char *dsn, cdc_pg_conn_kind kind, PGconn **ret_conn, cdc_error *err)
 {
-    const char *keys[4], *vals[4];
+    const char *keys[5], *vals[5];
     int n = 0;
+    /* a default that the dsn (expanded after it) overrides: an unreachable host must
+     * not block a reconnect attempt for the kernel's TCP timeout */
+    keys[n] = "connect_timeout";
+    vals[n++] = getenv("PGCONNECT_TIMEOUT") ? getenv("PGCONNECT_TIMEOUT") : "10";
     /* expand_dbname=1: dsn may be a full conninfo; later keys override it */
     keys[n] = "dbname";
     vals[n++] = dsn;

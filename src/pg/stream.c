@@ -2,6 +2,7 @@
 #include "pgcdc/stream.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,11 @@ static void put_u64(uint8_t *p, uint64_t v)
 const cdc_system_info *cdc_stream_system(const cdc_stream *s)
 {
     return &s->sys;
+}
+
+bool cdc_stream_is_streaming(const cdc_stream *s)
+{
+    return s != NULL && s->streaming;
 }
 
 int64_t cdc_stream_sender_timeout_ms(const cdc_stream *s)
@@ -171,7 +177,9 @@ static int check_slot(cdc_stream *s, const char *slot, cdc_error *err)
                      PQgetvalue(res, 0, 4));
         cdc_err_hint(err, "another pgcdc (or consumer) is streaming from this slot; stop it first");
     } else if (!PQgetisnull(res, 0, 5)) {
-        cdc_lsn_parse(PQgetvalue(res, 0, 5), &s->slot_confirmed);
+        if (cdc_lsn_parse(PQgetvalue(res, 0, 5), &s->slot_confirmed) < 0)
+            rc = cdc_err(err, CDC_EPROTO, "slot \"%s\" has a malformed confirmed_flush_lsn \"%s\"",
+                         slot, PQgetvalue(res, 0, 5));
     }
     PQclear(res);
     return rc;
@@ -415,17 +423,26 @@ void cdc_stream_close(cdc_stream *s)
     if (s->copybuf)
         PQfreemem(s->copybuf);
     if (s->conn && s->streaming && PQstatus(s->conn) == CONNECTION_OK) {
-        /* CopyDone, then discard what the server still sends until it ends COPY. */
-        PQsetnonblocking(s->conn, 0);
-        if (PQputCopyEnd(s->conn, NULL) == 1 && PQflush(s->conn) == 0) {
-            char *buf;
-            int n;
-            while ((n = PQgetCopyData(s->conn, &buf, 0)) >= 0)
-                if (n > 0)
+        /* CopyDone, then discard what the server still sends until it ends COPY, for
+         * at most 2 s: a server that stopped answering must not hold pgcdc up */
+        int64_t deadline = cdc_now_ms() + 2000;
+        if (PQputCopyEnd(s->conn, NULL) == 1) {
+            while (cdc_now_ms() < deadline) {
+                if (PQflush(s->conn) < 0 || PQconsumeInput(s->conn) == 0)
+                    break;
+                char *buf;
+                int n;
+                while ((n = PQgetCopyData(s->conn, &buf, 1)) > 0)
                     PQfreemem(buf);
-            PGresult *res;
-            while ((res = PQgetResult(s->conn)) != NULL)
-                PQclear(res);
+                if (n == -1 || n == -2) {
+                    PGresult *res;
+                    while (!PQisBusy(s->conn) && (res = PQgetResult(s->conn)) != NULL)
+                        PQclear(res);
+                    break;
+                }
+                struct pollfd pfd = {.fd = PQsocket(s->conn), .events = POLLIN};
+                poll(&pfd, 1, 100);
+            }
         }
     }
     if (s->conn)

@@ -483,11 +483,12 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
         cdc_keymap_close(&st.keymap);
         cdc_error derr = {0};
         int drc = drain(&st, -1, false, &derr);
-        if (drc == 0)
-            drc = write_checkpoint(&st, &derr);
-        if (drc < 0 && !(stop_requested && drc == CDC_ETIMEOUT)) {
-            *err = derr;
-            rc = drc;
+        /* the watermark covers delivered messages only: checkpointing is always safe */
+        cdc_error werr = {0};
+        int wrc = write_checkpoint(&st, &werr);
+        if (drc < 0 || wrc < 0) {
+            *err = drc < 0 ? derr : werr;
+            rc = drc < 0 ? drc : wrc;
             goto out;
         }
         if (stop_requested) {
@@ -517,7 +518,7 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
     {
         cdc_error derr = {0};
         int drc = 0;
-        bool alive = !is_transient(rc);
+        bool alive = !is_transient(rc) && cdc_stream_is_streaming(st.stream);
         /* after a refused message too: what was sent before it can still be delivered */
         if (rc == 0 || is_transient(rc) || rc == CDC_EKAFKAFATAL || rc == CDC_EKAFKA)
             drc = drain(&st, cfg->shutdown_timeout, alive, &derr);

@@ -233,7 +233,9 @@ class BrokerFaultTest(FaultTestBase):
         worst = max(gaps)
         print(f"longest gap between status updates: {worst[0]:.1f} s (at {worst[1]})",
               flush=True)
-        self.assertLessEqual(worst[0], 5 + 1.5,
+        # 5 s is wal_sender_timeout / 2; 3 s of slack for a loaded 2-core machine stays
+        # under the 10 s timeout, which the server-log check above guards as well
+        self.assertLessEqual(worst[0], 5 + 3,
                              "no status update for longer than wal_sender_timeout / 2 while the "
                              "broker was down: the server's reply requests went unanswered; "
                              f"gaps {sorted(g for g, _ in gaps)[-6:]}")

@@ -99,8 +99,10 @@ class KafkaMemoryTest(TestCase):
             self.assertLess(results[100_000][0], RSS_LIMIT_KB)
         with self.subTest("1,000,000 rows: peak RSS < 64 MB (bounded by configuration)"):
             self.assertLess(results[1_000_000][0], RSS_LIMIT_KB)
-        with self.subTest("1,000,000 rows in under 90 s"):
-            self.assertLess(results[1_000_000][1], 90)
+        if os.environ.get("PGCDC_TEST_PERF"):
+            # a speed bound is only meaningful on an otherwise idle machine
+            with self.subTest("1,000,000 rows in under 90 s"):
+                self.assertLess(results[1_000_000][1], 90)
 
 
 if __name__ == "__main__":

@@ -196,6 +196,7 @@ class KafkaRestartTest(TestCase):
 
         writer.stop_event.set()
         writer.join(30)
+        self.assertFalse(writer.is_alive(), "the workload thread did not stop")
         self.assertIsNone(writer.error)
         end = kc.end_lsn(pg)
         r = run_pgcdc(["start", "-c", cfg, "--endpos", end], timeout=120)

@@ -200,13 +200,13 @@ class StreamWorkloadTest(StreamTestBase):
 
 class IdleStreamTest(StreamTestBase):
     def test_idle_stream_survives_wal_sender_timeout(self):
-        pg, cfg, _ = self.make_source(settings={"wal_sender_timeout": "2s"})
+        pg, cfg, _ = self.make_source(settings={"wal_sender_timeout": "5s"})
         # status.interval longer than the timeout: only answering the server's
         # reply requests keeps the connection alive
         with self.start_pgcdc(["start", "-c", cfg, "--sink", "stdout",
                                "-o", "status.interval=30s"]) as p:
             p.wait_for_output(r"streaming from slot")
-            time.sleep(7)
+            time.sleep(12)  # more than twice wal_sender_timeout
             self.assertTrue(p.alive(), p.stderr())
             pg.sql("INSERT INTO a VALUES (5, 'after idle')")
             pg.flush_wal()

@@ -106,7 +106,10 @@ static void check_golden(const char *name, const cdc_buf *out)
         assert_non_null(f);
         assert_int_equal(fwrite(got, 1, out->len, f), out->len);
         assert_int_equal(fclose(f), 0);
-        return;
+        /* a rewrite proves nothing: never let it count as a pass */
+        fail_msg("rewrote golden \"%s\"; check the diff, then rerun without "
+                 "PGCDC_UPDATE_GOLDEN",
+                 path);
     }
     char *want = pgo_read_file(path, NULL);
     if (want == NULL)

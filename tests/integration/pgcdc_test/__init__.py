@@ -104,11 +104,25 @@ class TestCase(unittest.TestCase):
 
 
 def main(**kw):
-    """unittest.main() with signal handlers installed; exits non-zero on failure."""
+    """unittest.main() with signal handlers installed.
+
+    Exit status: 1 on any failure or error; otherwise 77 (meson's "skipped")
+    when any test was skipped, so a file whose cases did not all run is never
+    counted as passed; 0 when every case ran and passed.
+    """
     util.install_signal_handlers()
     kw.setdefault("verbosity", 2)
+    kw["exit"] = False
     try:
-        unittest.main(**kw)
+        prog = unittest.main(**kw)
+        result = prog.result
+        if not result.wasSuccessful():
+            sys.exit(1)
+        if result.skipped:
+            print(f"{len(result.skipped)} of {result.testsRun} cases skipped: "
+                  "reporting the file as skipped", file=sys.stderr)
+            sys.exit(77)
+        sys.exit(0)
     except KeyboardInterrupt as e:
         util.cleanup_all()
         print(f"interrupted: {e}", file=sys.stderr)
