@@ -1,13 +1,28 @@
 #!/usr/bin/env bash
 # deps.sh - install the Debian 12 packages pgcdc needs to build, test and run its demo (only what is missing)
+#
+# Every package a script or test runs is named here, also those a fuller
+# machine happens to have: scripts/fresh-check.sh proves the list on a minimal
+# Debian 12 (debootstrap --variant=minbase). Packages are installed without
+# Recommends, so a Recommends that is needed is named too.
+#
+# A PostgreSQL cluster that the postgresql package starts (Debian's default
+# cluster, 15/main on port 5432) is left as it is: pgcdc's scripts and tests
+# run their own throwaway clusters on free ports and never use it.
 set -euo pipefail
 
 PACKAGES=(
-  build-essential pkg-config meson ninja-build clang
+  # build
+  build-essential pkg-config meson ninja-build
   libpq-dev librdkafka-dev libjansson-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev
+  # the libFuzzer target and the format check: clang's fuzzer and sanitizer
+  # runtimes are only a Recommends of libclang-common-14-dev
+  clang libclang-rt-14-dev clang-format
+  # PostgreSQL 15 server and client programs (initdb, pg_ctl, psql, pg_recvlogical)
   postgresql postgresql-contrib
+  # the test harness and the demo
   python3 python3-psycopg2 python3-confluent-kafka
-  valgrind kcat procps
+  valgrind procps
 )
 
 missing=()
@@ -29,9 +44,3 @@ echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The postgresql package starts a default cluster; the tests use their own.
-if command -v pg_ctlcluster >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q online; then
-  pg_lsclusters -h | awk '$4=="online"{print $1, $2}' | while read -r v c; do
-    $SUDO pg_ctlcluster "$v" "$c" stop || true
-  done
-fi

@@ -5,9 +5,13 @@
 # the unit suite again under AddressSanitizer + UBSan, and the decoder's unit
 # tests (every fixture cut at every byte, the fuzz corpus) under valgrind, and
 # a short libFuzzer run of the decoder (clang, ASan+UBSan) so the fuzz target
-# keeps building. Set
-# PGCDC_TEST_BROKERS to run the integration suite against a real Kafka.
-# PGCDC_TEST_SUITES limits what runs (e.g. "unit").
+# keeps building. Not run by default: "fresh", scripts/fresh-check.sh --reduced
+# (the demo and a reduced suite in a brand-new minimal Debian 12; needs root),
+# which .ci/run adds.
+#
+# PGCDC_TEST_BROKERS runs the integration suite against a real Kafka.
+# PGCDC_TEST_SUITES chooses the suites (default "unit integration asan valgrind fuzz").
+# PGCDC_TEST_INTEGRATION limits the integration suite to the tests named.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -26,18 +30,19 @@ build() { # build DIR [meson options...]
   ninja -C "$dir" >"$dir.build.log" 2>&1 || { tail -50 "$dir.build.log" >&2; return 1; }
 }
 
-run_suite() { # DIR SUITE
+run_suite() { # DIR SUITE [TEST...]
   meson test -C "$1" --suite "$2" --num-processes "$JOBS" --print-errorlogs --no-rebuild \
-    --logbase "testlog-$2" >&2 || true
+    --logbase "testlog-$2" "${@:3}" >&2 || true
 }
 
 rm -f build/meson-logs/testlog-*.json build-asan/meson-logs/testlog-*.json \
-  build-fuzz/meson-logs/testlog-*.json
+  build-fuzz/meson-logs/testlog-*.json build-fresh/testlog-*.json
 
 if [[ " $SUITES " == *" unit "* || " $SUITES " == *" integration "* || " $SUITES " == *" valgrind "* ]]; then
   if build build; then
     [[ " $SUITES " == *" unit "* ]] && run_suite build unit
-    [[ " $SUITES " == *" integration "* ]] && run_suite build integration
+    # shellcheck disable=SC2086
+    [[ " $SUITES " == *" integration "* ]] && run_suite build integration ${PGCDC_TEST_INTEGRATION:-}
     if [[ " $SUITES " == *" valgrind "* ]]; then
       meson test -C build --no-rebuild --print-errorlogs --logbase testlog-valgrind \
         --wrapper 'valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect -q' \
@@ -82,9 +87,17 @@ if [[ " $SUITES " == *" fuzz "* ]]; then
   echo "{\"name\": \"fuzz_pgoutput\", \"result\": \"$fuzz_result\"}" > build-fuzz/meson-logs/testlog-fuzz.json
 fi
 
+if [[ " $SUITES " == *" fresh "* ]]; then
+  # One test per command: the quickstart and a reduced test.sh in a fresh minimal Debian 12.
+  mkdir -p build-fresh
+  scripts/fresh-check.sh --reduced --results build-fresh/testlog-fresh.json --logs build-fresh/logs ||
+    [ -s build-fresh/testlog-fresh.json ] ||
+    echo '{"name": "fresh_check", "result": "FAIL"}' >build-fresh/testlog-fresh.json
+fi
+
 # Count from meson's machine-readable logs: one JSON object per test run.
 /usr/bin/python3 - "$failed_build" build/meson-logs/testlog-*.json build-asan/meson-logs/testlog-*.json \
-  build-fuzz/meson-logs/testlog-*.json <<'PY'
+  build-fuzz/meson-logs/testlog-*.json build-fresh/testlog-*.json <<'PY'
 import json, sys
 failed_build = int(sys.argv[1])
 passed = failed = skipped = 0
