@@ -1,4 +1,4 @@
-/* catalog.h - catalog lookups the replication protocol does not answer (primary keys) */
+/* catalog.h - lookups the replication protocol does not answer: primary keys, publications */
 #ifndef PGCDC_CATALOG_H
 #define PGCDC_CATALOG_H
 
@@ -18,6 +18,20 @@ int cdc_catalog_open(const char *dsn, cdc_catalog **ret, cdc_error *err);
  * the query fails.
  */
 int cdc_catalog_primary_key(cdc_catalog *c, uint32_t relid, char ***ret_names, cdc_error *err);
+
+/*
+ * Tables of the publication as "schema.table" strings (a NULL-terminated
+ * array in one allocation: free() it). CDC_ENOTFOUND when the publication
+ * does not exist.
+ *
+ * This runs on the ordinary session, never on the replication connection:
+ * from PostgreSQL 16 on, a walsender that has run SQL touching a published
+ * table before START_REPLICATION decodes that table's older changes with the
+ * table as it is now (a later rename, new columns, and values read with a
+ * later column type).
+ */
+int cdc_catalog_publication_tables(cdc_catalog *c, const char *publication, char ***ret,
+                                   cdc_error *err);
 
 /* Close the session; NULL is fine. */
 void cdc_catalog_close(cdc_catalog *c);

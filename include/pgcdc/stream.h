@@ -52,14 +52,6 @@ typedef struct cdc_stream_msg {
 int cdc_stream_connect(const cdc_stream_opts *opts, cdc_stream **ret, cdc_error *err);
 
 /*
- * Tables of the publication as "schema.table" strings (a NULL-terminated
- * array in one allocation: free() it). CDC_ENOTFOUND when the publication
- * does not exist. Only before cdc_stream_start().
- */
-int cdc_stream_publication_tables(cdc_stream *s, const char *publication, char ***ret,
-                                  cdc_error *err);
-
-/*
  * START_REPLICATION SLOT ... LOGICAL start_lsn with proto_version 1,
  * publication_names and messages (PG14+); start_lsn 0 = the slot's
  * confirmed position.

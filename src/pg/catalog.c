@@ -62,6 +62,49 @@ int cdc_catalog_primary_key(cdc_catalog *c, uint32_t relid, char ***ret_names, c
     return 0;
 }
 
+int cdc_catalog_publication_tables(cdc_catalog *c, const char *publication, char ***ret,
+                                   cdc_error *err)
+{
+    const char *params[1] = {publication};
+    PGresult *res = cdc_pg_execp(
+        c->conn, "list the publication's tables",
+        "SELECT p.pubname, t.schemaname || '.' || t.tablename FROM pg_catalog.pg_publication p "
+        "LEFT JOIN pg_catalog.pg_publication_tables t ON t.pubname = p.pubname "
+        "WHERE p.pubname = $1 ORDER BY 2",
+        1, params, err);
+    if (res == NULL)
+        return CDC_EPG;
+    int n = PQntuples(res);
+    if (n == 0) {
+        PQclear(res);
+        cdc_err(err, CDC_ENOTFOUND, "publication \"%s\" does not exist", publication);
+        cdc_err_hint(err, "create it with \"pgcdc setup\" (or sql/setup.sql)");
+        return CDC_ENOTFOUND;
+    }
+    size_t bytes = sizeof(char *) * (size_t)(n + 1);
+    for (int i = 0; i < n; i++)
+        bytes += strlen(PQgetvalue(res, i, 1)) + 1;
+    char **arr = malloc(bytes);
+    if (arr == NULL) {
+        PQclear(res);
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    }
+    char *w = (char *)(arr + n + 1);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (PQgetisnull(res, i, 1))
+            continue; /* a publication with no tables yet */
+        size_t len = strlen(PQgetvalue(res, i, 1)) + 1;
+        memcpy(w, PQgetvalue(res, i, 1), len);
+        arr[k++] = w;
+        w += len;
+    }
+    arr[k] = NULL;
+    PQclear(res);
+    *ret = arr;
+    return 0;
+}
+
 void cdc_catalog_close(cdc_catalog *c)
 {
     if (c == NULL)

@@ -252,54 +252,6 @@ error:
     return rc;
 }
 
-int cdc_stream_publication_tables(cdc_stream *s, const char *publication, char ***ret,
-                                  cdc_error *err)
-{
-    char *lit = cdc_pg_quote_literal(s->conn, publication);
-    char sql[1024];
-    if (lit == NULL)
-        return cdc_err(err, CDC_ENOMEM, "out of memory");
-    snprintf(
-        sql, sizeof(sql),
-        "SELECT p.pubname, t.schemaname || '.' || t.tablename FROM pg_catalog.pg_publication p "
-        "LEFT JOIN pg_catalog.pg_publication_tables t ON t.pubname = p.pubname "
-        "WHERE p.pubname = %s ORDER BY 2",
-        lit);
-    free(lit);
-    PGresult *res = cdc_pg_exec(s->conn, "list the publication's tables", sql, err);
-    if (res == NULL)
-        return CDC_EPG;
-    int n = PQntuples(res);
-    if (n == 0) {
-        PQclear(res);
-        cdc_err(err, CDC_ENOTFOUND, "publication \"%s\" does not exist", publication);
-        cdc_err_hint(err, "create it with \"pgcdc setup\" (or sql/setup.sql)");
-        return CDC_ENOTFOUND;
-    }
-    size_t bytes = sizeof(char *) * (size_t)(n + 1);
-    for (int i = 0; i < n; i++)
-        bytes += strlen(PQgetvalue(res, i, 1)) + 1;
-    char **arr = malloc(bytes);
-    if (arr == NULL) {
-        PQclear(res);
-        return cdc_err(err, CDC_ENOMEM, "out of memory");
-    }
-    char *w = (char *)(arr + n + 1);
-    int k = 0;
-    for (int i = 0; i < n; i++) {
-        if (PQgetisnull(res, i, 1))
-            continue; /* a publication with no tables yet */
-        size_t len = strlen(PQgetvalue(res, i, 1)) + 1;
-        memcpy(w, PQgetvalue(res, i, 1), len);
-        arr[k++] = w;
-        w += len;
-    }
-    arr[k] = NULL;
-    PQclear(res);
-    *ret = arr;
-    return 0;
-}
-
 int cdc_stream_start(cdc_stream *s, cdc_lsn start_lsn, cdc_error *err)
 {
     int rc = start_replication(s, start_lsn, err);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pgcdc/catalog.h"
 #include "pgcdc/checkpoint.h"
 #include "pgcdc/crashpoint.h"
 #include "pgcdc/log.h"
@@ -396,9 +397,15 @@ static int session(run_state *st, const cdc_checkpoint *saved, bool first, cdc_e
     st->cur_seq = 0;
     cdc_pgo_decoder_reset(st->dec);
 
-    /* The publication must exist (a missing one is permanent, not worth a reconnect). */
+    /* The publication must exist (a missing one is permanent, not worth a reconnect).
+     * Asked on an ordinary session: see cdc_catalog_publication_tables(). */
     char **tables = NULL;
-    if ((rc = cdc_stream_publication_tables(st->stream, cfg->publication_name, &tables, err)) < 0)
+    cdc_catalog *cat = NULL;
+    if ((rc = cdc_catalog_open(cfg->source_dsn, &cat, err)) < 0)
+        return rc;
+    rc = cdc_catalog_publication_tables(cat, cfg->publication_name, &tables, err);
+    cdc_catalog_close(cat);
+    if (rc < 0)
         return rc;
     if (st->sink->ops->open) {
         cdc_sink_source src = {.dbname = sys->dbname,
