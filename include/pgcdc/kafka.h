@@ -43,9 +43,11 @@ typedef struct cdc_kafka_header {
  * CDC_OK on success; otherwise CDC_EKAFKAFATAL for a permanent refusal
  * (message too large, not authorized, unknown topic) or CDC_EKAFKA, and
  * reason holds librdkafka's message. seq is the value given to send(), bytes
- * the key plus value length.
+ * the key plus value length, topic (borrowed, valid during the call) and
+ * partition where the message went.
  */
-typedef void (*cdc_delivery_fn)(void *ctx, uint64_t seq, size_t bytes, int err, const char *reason);
+typedef void (*cdc_delivery_fn)(void *ctx, uint64_t seq, size_t bytes, const char *topic,
+                                int32_t partition, int err, const char *reason);
 
 /*
  * Create the producer from the kafka.* configuration with pgcdc's defaults

@@ -1,6 +1,7 @@
 /* conf.c - librdkafka configuration from pgcdc's kafka.* keys */
 #include "kafka_int.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "pgcdc/log.h"
@@ -32,6 +33,46 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
         cdc_log_warning("librdkafka %s: %s", fac, buf);
     else
         cdc_log_debug("librdkafka %s: %s", fac, buf);
+}
+
+int cdc_kafka_needs_person(const cdc_config *cfg, int err, const char *reason, cdc_error *ret)
+{
+    if (reason == NULL)
+        reason = "";
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
+        const char *user = cdc_config_kafka_get(cfg, "sasl.username");
+        const char *mech = cdc_config_kafka_get(cfg, "sasl.mechanisms");
+        if (mech == NULL)
+            mech = cdc_config_kafka_get(cfg, "sasl.mechanism");
+        cdc_err(ret, CDC_EKAFKAFATAL, "kafka refused pgcdc's credentials: %s", reason);
+        /* librdkafka before 2.6.1 repeats the client nonce in SCRAM's final message, which
+         * Kafka 4 brokers refuse whatever the password (librdkafka issue 4895) */
+        bool old_scram =
+            mech != NULL && strncmp(mech, "SCRAM-", 6) == 0 && rd_kafka_version() < 0x020601ff;
+        cdc_err_detail(ret, "kafka.sasl.username = \"%s\", kafka.sasl.mechanisms = %s%s%s%s",
+                       user ? user : "(not set)", mech ? mech : "GSSAPI (librdkafka's default)",
+                       old_scram ? "; this librdkafka (" : "",
+                       old_scram ? rd_kafka_version_str() : "",
+                       old_scram ? ") is older than 2.6.1, whose SCRAM Kafka 4 brokers refuse "
+                                   "even with the right password: use librdkafka 2.6.1 or later "
+                                   "against Kafka 4"
+                                 : "");
+        cdc_err_hint(ret, "check kafka.sasl.username and kafka.sasl.password (and "
+                          "kafka.sasl.mechanisms) against the brokers' users; nothing was "
+                          "produced past the checkpoint");
+        return 1;
+    }
+    if (err == RD_KAFKA_RESP_ERR__SSL && strstr(reason, "certificate verify failed")) {
+        const char *ca = cdc_config_kafka_get(cfg, "ssl.ca.location");
+        cdc_err(ret, CDC_EKAFKAFATAL, "the kafka broker's TLS certificate does not verify: %s",
+                reason);
+        cdc_err_detail(ret, "kafka.ssl.ca.location = %s%s%s", ca ? "\"" : "",
+                       ca ? ca : "(not set: the system's CA certificates)", ca ? "\"" : "");
+        cdc_err_hint(ret, "point kafka.ssl.ca.location at the CA that signed the brokers' "
+                          "certificates (and check that they name the host in bootstrap.servers)");
+        return 1;
+    }
+    return 0;
 }
 
 int cdc_kafka_require_bootstrap(const cdc_config *cfg, cdc_error *err)

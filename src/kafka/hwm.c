@@ -201,9 +201,41 @@ static void nap(int ms, volatile int *stop)
         usleep(50000);
 }
 
+/* What the position reader's error callback saw that needs a person (see cdc_kafka_needs_person).
+ */
+typedef struct scan_watch {
+    const cdc_config *cfg;
+    int refused;
+    cdc_error why;
+} scan_watch;
+
+static void scan_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    scan_watch *w = opaque;
+    if (!w->refused && cdc_kafka_needs_person(w->cfg, err, reason, &w->why))
+        w->refused = 1;
+    else if (!w->refused)
+        cdc_log_debug("kafka position reader: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err),
+                      reason);
+}
+
+/* The refusal the watch saw, as the scan's error; 0 when there was none. Serves the
+ * handle's error callbacks first (they run only inside a poll). */
+static int refused(rd_kafka_t *rk, const scan_watch *w, cdc_error *err)
+{
+    rd_kafka_poll(rk, 0);
+    if (!w->refused)
+        return 0;
+    if (err)
+        *err = w->why;
+    return w->why.code;
+}
+
 int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *topics,
                  size_t ntopics, cdc_hwm *hwm, volatile int *stop, cdc_error *err)
 {
+    scan_watch watch = {.cfg = cfg};
     char errstr[512];
     rd_kafka_conf_t *conf = NULL;
     int rc = cdc_kafka_conf_build(cfg, CDC_KAFKA_CONSUMER, &conf, err);
@@ -219,6 +251,8 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
         rd_kafka_conf_destroy(conf);
         return cdc_err(err, CDC_ECONFIG, "cannot configure the position reader: %s", errstr);
     }
+    rd_kafka_conf_set_opaque(conf, &watch);
+    rd_kafka_conf_set_error_cb(conf, scan_error_cb);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (rk == NULL) {
         rd_kafka_conf_destroy(conf);
@@ -240,6 +274,10 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
                 break;
             rd_kafka_metadata_destroy(md);
             md = NULL;
+        }
+        if ((rc = refused(rk, &watch, err)) < 0) {
+            rd_kafka_destroy(rk);
+            return rc;
         }
         cdc_log_warning("cannot read kafka metadata%s%s (attempt %d): %s; retrying in %d ms",
                         *what ? " of topic " : "", what, attempt, rd_kafka_err2str(e), backoff);
@@ -275,11 +313,13 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
     /* 2. end offsets: ListOffsets(latest) batched per broker (offsets_for_times with -1) */
     backoff = 500;
     for (int attempt = 1; rc == 0 && ends->cnt > 0; attempt++) {
-        rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, ends, 30000);
+        rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, ends, 10000);
         /* a partition whose end is unknown (leader moving) would go undeduplicated */
         for (int k = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && k < ends->cnt; k++)
             e = ends->elems[k].err;
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            break;
+        if ((rc = refused(rk, &watch, err)) < 0)
             break;
         cdc_log_warning("cannot read kafka end offsets (attempt %d): %s; retrying in %d ms",
                         attempt, rd_kafka_err2str(e), backoff);
@@ -292,6 +332,11 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
             ends->elems[k].offset = RD_KAFKA_OFFSET_END;
             ends->elems[k].err = RD_KAFKA_RESP_ERR_NO_ERROR;
         }
+        /* the leaders may have moved (a broker died): ask for them again, or the next
+         * request goes to the dead one as well */
+        const struct rd_kafka_metadata *fresh = NULL;
+        if (rd_kafka_metadata(rk, 1, NULL, &fresh, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            rd_kafka_metadata_destroy(fresh);
         backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
     }
     for (int k = 0; rc == 0 && k < ends->cnt; k++) {
@@ -317,6 +362,8 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
                 break;
             }
             rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+            if (m == NULL && (rc = refused(rk, &watch, err)) < 0)
+                break;
             if (m == NULL) {
                 if (mono_ms() - last_log > 10000) {
                     cdc_log_warning("still reading the last message of kafka partitions: %zu of "
@@ -328,18 +375,40 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
             }
             if (m->err == 0) {
                 note_message(hwm, source, m);
-            } else {
-                /* end of the partition, or it cannot be read (its last message was
-                 * removed by retention, ...): either way it is finished, once */
-                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && m->rkt)
-                    cdc_log_warning("cannot read the last message of %s [%d]: %s; replayed "
+            } else if (m->rkt == NULL) {
+                cdc_log_warning("reading kafka positions: %s", rd_kafka_message_errstr(m));
+            } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
+                       m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+                /* the end of the partition, or its last message is gone (removed by
+                 * retention since its end was read): either way it is finished, once */
+                if (m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE)
+                    cdc_log_warning("the last message of %s [%d] is gone (retention?): replayed "
                                     "messages in that partition are not deduplicated",
-                                    rd_kafka_topic_name(m->rkt), (int)m->partition,
-                                    rd_kafka_message_errstr(m));
-                if (m->rkt && mark_done(hwm, rd_kafka_topic_name(m->rkt), m->partition))
+                                    rd_kafka_topic_name(m->rkt), (int)m->partition);
+                if (mark_done(hwm, rd_kafka_topic_name(m->rkt), m->partition))
                     done++;
-                else if (m->rkt == NULL)
-                    cdc_log_warning("reading kafka positions: %s", rd_kafka_message_errstr(m));
+            } else if (m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+                rc = cdc_err(err, CDC_EKAFKA, "cannot read %s [%d] to find what Kafka holds: %s",
+                             rd_kafka_topic_name(m->rkt), (int)m->partition,
+                             rd_kafka_message_errstr(m));
+                cdc_err_hint(err, "pgcdc reads the last message of each of its partitions at "
+                                  "start: allow its principal to read (Describe, Read) its topics");
+            } else {
+                /* leader moving, broker down, ...: never give up deduplication for a
+                 * partition that could not be read; read it again after a pause */
+                cdc_log_warning("cannot read the last message of %s [%d] yet: %s; retrying",
+                                rd_kafka_topic_name(m->rkt), (int)m->partition,
+                                rd_kafka_message_errstr(m));
+                const rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
+                    assign, rd_kafka_topic_name(m->rkt), m->partition);
+                nap(500, stop);
+                if (tp != NULL) {
+                    rd_kafka_resp_err_t se = rd_kafka_seek(m->rkt, m->partition, tp->offset, 5000);
+                    if (se != RD_KAFKA_RESP_ERR_NO_ERROR)
+                        cdc_log_warning("cannot seek %s [%d] again: %s; retrying",
+                                        rd_kafka_topic_name(m->rkt), (int)m->partition,
+                                        rd_kafka_err2str(se));
+                }
             }
             rd_kafka_message_destroy(m);
         }

@@ -10,18 +10,26 @@
 
 typedef enum cdc_kafka_role { CDC_KAFKA_PRODUCER, CDC_KAFKA_CONSUMER } cdc_kafka_role;
 
-/*
- * Build a librdkafka configuration from cfg: pgcdc's defaults for the role,
- * then every kafka.* property in order. Returns a new conf in *ret_conf
- * (caller owns it until rd_kafka_new() takes ownership), or an error with
- * *ret_conf unchanged.
- */
 /* CDC_ECONFIG with a hint unless kafka.bootstrap.servers (or metadata.broker.list) is set. */
 int cdc_kafka_require_bootstrap(const cdc_config *cfg, cdc_error *err);
 
-/* (also routes librdkafka's log lines to pgcdc's log) */
+/*
+ * Build a librdkafka configuration from cfg: pgcdc's defaults for the role,
+ * then every kafka.* property in order; librdkafka's log lines go to pgcdc's
+ * log. Returns a new conf in *ret_conf (caller owns it until rd_kafka_new()
+ * takes ownership), or an error with *ret_conf unchanged.
+ */
 int cdc_kafka_conf_build(const cdc_config *cfg, cdc_kafka_role role, rd_kafka_conf_t **ret_conf,
                          cdc_error *err);
+
+/*
+ * Whether an error that librdkafka's error callback reported needs a person,
+ * not a retry: credentials the brokers refused (SASL), or a broker
+ * certificate that does not verify against the configured CA. Then *ret
+ * gets the message, the settings involved (never a secret) and a hint, and
+ * 1 is returned; otherwise 0 and *ret is left unchanged.
+ */
+int cdc_kafka_needs_person(const cdc_config *cfg, int err, const char *reason, cdc_error *ret);
 
 /* ------------------------------------------------------------------------
  * High-water marks: the source position of the last message per partition

@@ -16,8 +16,9 @@ struct cdc_producer {
     void *ctx;
     topic_meta *topics; /* metadata cache */
     size_t ntopics;
-    int fatal; /* a fatal error was raised */
-    char fatal_reason[1024];
+    const cdc_config *cfg;   /* borrowed: outlives the producer */
+    int fatal;               /* a fatal error was raised */
+    cdc_error fatal_err;     /* the first one */
     bool closing;            /* being freed: delivery reports are dropped */
     rd_kafka_topic_t **warm; /* topic handles kept so their metadata stays known */
     size_t nwarm;
@@ -52,12 +53,13 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     size_t bytes = m->len + m->key_len;
     if (p->closing)
         return;
+    const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : NULL;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        p->on_delivery(p->ctx, seq, bytes, CDC_OK, NULL);
+        p->on_delivery(p->ctx, seq, bytes, topic, m->partition, CDC_OK, NULL);
         return;
     }
     int code = is_permanent(m->err) ? CDC_EKAFKAFATAL : CDC_EKAFKA;
-    p->on_delivery(p->ctx, seq, bytes, code, rd_kafka_err2str(m->err));
+    p->on_delivery(p->ctx, seq, bytes, topic, m->partition, code, rd_kafka_err2str(m->err));
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -68,10 +70,18 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
         if (!p->fatal) {
             p->fatal = 1;
-            snprintf(p->fatal_reason, sizeof(p->fatal_reason), "%s: %s", rd_kafka_err2name(orig),
-                     buf);
+            cdc_err(&p->fatal_err, CDC_EKAFKAFATAL, "kafka producer failed for good: %s: %s",
+                    rd_kafka_err2name(orig), buf);
         }
         cdc_log_error("kafka producer fatal error: %s", buf);
+        return;
+    }
+    cdc_error why = {0};
+    if (cdc_kafka_needs_person(p->cfg, err, reason, &why)) {
+        if (!p->fatal) { /* the first one is the one reported */
+            p->fatal = 1;
+            p->fatal_err = why;
+        }
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
@@ -117,6 +127,7 @@ int cdc_producer_new(const cdc_config *cfg, cdc_delivery_fn on_delivery, void *c
         free(p);
         return rc;
     }
+    p->cfg = cfg;
     p->on_delivery = on_delivery;
     p->ctx = ctx;
     if (cdc_config_kafka_get(cfg, "partitioner") == NULL) {
@@ -292,7 +303,9 @@ int cdc_producer_fatal(cdc_producer *p, cdc_error *err)
 {
     if (!p->fatal)
         return 0;
-    return cdc_err(err, CDC_EKAFKAFATAL, "kafka producer failed for good: %s", p->fatal_reason);
+    if (err)
+        *err = p->fatal_err;
+    return p->fatal_err.code;
 }
 
 void cdc_producer_free(cdc_producer *p, int flush_timeout_ms)

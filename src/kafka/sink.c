@@ -104,7 +104,8 @@ static int64_t now_us(void)
  * Delivery reports
  * ------------------------------------------------------------------------ */
 
-static void on_delivery(void *ctx, uint64_t seq, size_t bytes, int err, const char *reason)
+static void on_delivery(void *ctx, uint64_t seq, size_t bytes, const char *topic, int32_t partition,
+                        int err, const char *reason)
 {
     kafka_sink *s = ctx;
     bytes += MSG_OVERHEAD;
@@ -119,8 +120,12 @@ static void on_delivery(void *ctx, uint64_t seq, size_t bytes, int err, const ch
     /* Never acknowledged: the checkpoint cannot pass this transaction. */
     cdc_tracker_fail(s->base.tracker, seq);
     if (s->failure.code == 0) {
+        char part[24] = "";
+        if (partition >= 0)
+            snprintf(part, sizeof(part), " [%d]", (int)partition);
         cdc_err(&s->failure, err == CDC_EKAFKAFATAL ? CDC_EKAFKAFATAL : CDC_EKAFKA,
-                "kafka did not accept a message: %s", reason ? reason : "unknown error");
+                "kafka did not accept a message for topic \"%s\"%s: %s", topic ? topic : "?", part,
+                reason ? reason : "unknown error");
         cdc_err_detail(&s->failure,
                        "pgcdc stops without moving its checkpoint past the refused message; a "
                        "restart sends it again");
@@ -132,8 +137,26 @@ static void on_delivery(void *ctx, uint64_t seq, size_t bytes, int err, const ch
  * Producing
  * ------------------------------------------------------------------------ */
 
-/* Topic of the event's table (NULL table: the message topic); kept while the table repeats. */
-static int set_topic(kafka_sink *s, const char *schema, const char *table)
+/* Kafka's rule for topic names: 1..249 of [a-zA-Z0-9._-], and not "." or "..". */
+static bool topic_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > 249 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Topic of the event's table (NULL table: the message topic); kept while the
+ * table repeats. CDC_EKAFKAFATAL, before anything of the table is produced,
+ * when the name is not one Kafka accepts.
+ */
+static int set_topic(kafka_sink *s, const char *schema, const char *table, cdc_error *err)
 {
     if (s->topic.len > 0 && s->topic_is_table == (table != NULL) &&
         (table == NULL ||
@@ -143,11 +166,33 @@ static int set_topic(kafka_sink *s, const char *schema, const char *table)
     cdc_buf_reset(&s->topic_schema);
     cdc_buf_reset(&s->topic_table);
     s->topic_is_table = table != NULL;
+    int rc;
     if (table == NULL)
-        return cdc_buf_printf(&s->topic, "%s.message", s->cfg->topic_prefix);
-    if (cdc_buf_puts(&s->topic_schema, schema) < 0 || cdc_buf_puts(&s->topic_table, table) < 0)
-        return CDC_ENOMEM;
-    return cdc_buf_printf(&s->topic, "%s.%s.%s", s->cfg->topic_prefix, schema, table);
+        rc = cdc_buf_printf(&s->topic, "%s.message", s->cfg->topic_prefix);
+    else if (cdc_buf_puts(&s->topic_schema, schema) < 0 || cdc_buf_puts(&s->topic_table, table) < 0)
+        rc = CDC_ENOMEM;
+    else
+        rc = cdc_buf_printf(&s->topic, "%s.%s.%s", s->cfg->topic_prefix, schema, table);
+    if (rc < 0)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    if (!topic_name_valid(s->topic.data, s->topic.len)) {
+        if (table != NULL)
+            cdc_err(err, CDC_EKAFKAFATAL,
+                    "topic \"%s\" of table \"%s.%s\" is not a valid kafka topic name",
+                    s->topic.data, schema, table);
+        else
+            cdc_err(err, CDC_EKAFKAFATAL,
+                    "topic \"%s\" of logical messages is not a valid kafka topic name",
+                    s->topic.data);
+        cdc_err_detail(err, "kafka topic names are 1 to 249 ASCII letters, digits, \".\", \"_\" "
+                            "and \"-\"; pgcdc stops before producing anything of the table, its "
+                            "checkpoint stays before the change");
+        cdc_err_hint(err, "rename the table (or change topic.prefix), or leave the table out of "
+                          "the publication");
+        cdc_buf_reset(&s->topic); /* asked again, it is refused again */
+        return CDC_EKAFKAFATAL;
+    }
+    return 0;
 }
 
 /* Decimal text of v into buf (at least 21 bytes); returns its length. */
@@ -287,8 +332,8 @@ static int ks_event(cdc_sink *base, const cdc_event *ev, uint64_t seq, cdc_error
     case CDC_EVENT_MESSAGE:
         if (!cfg->publish_messages)
             return 0;
-        if ((rc = set_topic(s, NULL, NULL)) < 0)
-            return cdc_err(err, rc, "out of memory");
+        if ((rc = set_topic(s, NULL, NULL, err)) < 0)
+            return rc;
         return publish(s, ev, seq, 0, CDC_KEY_AFTER, false, err);
     case CDC_EVENT_TRUNCATE:
         if (!cfg->publish_truncate)
@@ -296,8 +341,8 @@ static int ks_event(cdc_sink *base, const cdc_event *ev, uint64_t seq, cdc_error
         break;
     default: break;
     }
-    if ((rc = set_topic(s, ev->schema, ev->table)) < 0)
-        return cdc_err(err, rc, "out of memory");
+    if ((rc = set_topic(s, ev->schema, ev->table, err)) < 0)
+        return rc;
 
     if (ev->op == CDC_EVENT_DELETE)
         return publish(s, ev, seq, 0, CDC_KEY_BEFORE, cfg->tombstones, err);
