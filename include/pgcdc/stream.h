@@ -52,6 +52,19 @@ typedef struct cdc_stream_msg {
 int cdc_stream_connect(const cdc_stream_opts *opts, cdc_stream **ret, cdc_error *err);
 
 /*
+ * The pgoutput options pgcdc asks a server of version_num (PQserverVersion)
+ * for: proto_version 1 everywhere (whole transactions at their commit, which
+ * the positions rest on), logical decoding messages where the server sends
+ * them (PostgreSQL 14 on).
+ */
+typedef struct cdc_pgoutput_options {
+    int proto_version;
+    bool messages;
+} cdc_pgoutput_options;
+
+cdc_pgoutput_options cdc_stream_pgoutput_options(int version_num);
+
+/*
  * START_REPLICATION SLOT ... LOGICAL start_lsn with proto_version 1,
  * publication_names and messages (PG14+); start_lsn 0 = the slot's
  * confirmed position.

@@ -9,6 +9,7 @@
 #include "cli_int.h"
 #include "pgcdc/admin.h"
 #include "pgcdc/checkpoint.h"
+#include "pgcdc/stream.h"
 
 #define MAX_NOTES 16
 
@@ -277,6 +278,9 @@ static void print_text(const status *st)
            st->srv.version, st->srv.database, st->srv.system_id);
     printf("current WAL position:  %s\n", lsn_text(st->srv.current_lsn, b1));
     printf("wal_level:             %s\n", st->srv.wal_level);
+    cdc_pgoutput_options po = cdc_stream_pgoutput_options(st->srv.version_num);
+    printf("pgoutput:              proto_version %d, logical decoding messages %s\n",
+           po.proto_version, po.messages ? "on" : "off (PostgreSQL 14 and later send them)");
 
     printf("\nreplication slot \"%s\":\n", cfg->slot_name);
     if (!s->exists) {
@@ -467,6 +471,9 @@ static void print_json(const status *st)
     json_kv_str("database", st->srv.database, &g);
     json_kv_str("user", st->srv.user, &g);
     json_kv_str("wal_level", st->srv.wal_level, &g);
+    cdc_pgoutput_options po = cdc_stream_pgoutput_options(st->srv.version_num);
+    json_kv_int("pgoutput_proto_version", po.proto_version, false, &g);
+    json_kv_bool("pgoutput_messages", po.messages, &g);
     json_kv_lsn("current_lsn", st->srv.current_lsn, &g);
     putchar('}');
 

@@ -195,10 +195,11 @@ static int start_replication(cdc_stream *s, cdc_lsn start_lsn, cdc_error *err)
         rc = cdc_err(err, CDC_ENOMEM, "out of memory");
         goto out;
     }
+    cdc_pgoutput_options o = cdc_stream_pgoutput_options(s->sys.server_version);
     snprintf(sql, sizeof(sql),
-             "START_REPLICATION SLOT %s LOGICAL %s (proto_version '1', publication_names %s%s)",
-             slot, cdc_lsn_format(start_lsn, lsn), pubs,
-             s->sys.server_version >= 140000 ? ", messages 'true'" : "");
+             "START_REPLICATION SLOT %s LOGICAL %s (proto_version '%d', publication_names %s%s)",
+             slot, cdc_lsn_format(start_lsn, lsn), o.proto_version, pubs,
+             o.messages ? ", messages 'true'" : "");
     cdc_log_debug("%s", sql);
     PGresult *res = PQexec(s->conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_BOTH) {
@@ -250,6 +251,11 @@ error:
     free(s->publication);
     free(s);
     return rc;
+}
+
+cdc_pgoutput_options cdc_stream_pgoutput_options(int version_num)
+{
+    return (cdc_pgoutput_options){.proto_version = 1, .messages = version_num >= 140000};
 }
 
 int cdc_stream_start(cdc_stream *s, cdc_lsn start_lsn, cdc_error *err)

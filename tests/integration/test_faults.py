@@ -243,6 +243,7 @@ class BrokerFaultTest(FaultTestBase):
         check_flush_never_ahead(self, p.stderr())
         self.drain_and_count(pg, kafka, cfg)
 
+    @pgcdc_test.testbroker_only("a 2 s round trip is injected")
     def test_broker_slow_rtt_2000ms(self):
         pg, kafka, cfg, _ = self.source(settings=self.SETTINGS)
         p = self.start(cfg)

@@ -21,7 +21,9 @@ import kafka_check as kc
 PASSWORD = "Wr0ng-Kafka-Secret"
 
 
-class KafkaErrorsTest(TestCase):
+class KafkaErrorsBase(TestCase):
+    """Sources, configurations and the not-past checks shared with test_kafka_real_errors."""
+
     def make_source(self, pg=None, slots=("pgcdc",)):
         pg = pg or self.pg_cluster()
         pg.sql("CREATE TABLE t (id int PRIMARY KEY, v text)")
@@ -41,6 +43,39 @@ class KafkaErrorsTest(TestCase):
         settings.update({k.replace("_", "."): v for k, v in extra.items()})
         return self.write_config(settings), ckpt
 
+    def insert_rows(self, pg, first, count):
+        """Insert rows in one transaction; returns an LSN before its commit record."""
+        conn = pg.connect(autocommit=False)
+        try:
+            cur = conn.cursor()
+            cur.execute("INSERT INTO t SELECT g, 'row ' || g FROM generate_series(%s, %s) g",
+                        (first, first + count - 1))
+            cur.execute("SELECT pg_current_wal_insert_lsn()::text")
+            before_commit = pgcdc_test.lsn_int(cur.fetchone()[0])
+            conn.commit()
+        finally:
+            conn.close()
+        pg.flush_wal()
+        return before_commit
+
+    def assert_not_past(self, pg, ckpt, before_commit):
+        """Neither the checkpoint nor the slot passed the commit after before_commit."""
+        saved = kc.checkpoint_lsn(ckpt)
+        self.assertTrue(saved is None or saved <= before_commit,
+                        f"checkpoint {kc.fmt_lsn(saved or 0)} passed the undelivered "
+                        f"transaction (commit after {kc.fmt_lsn(before_commit)})")
+        self.assertLessEqual(kc.slot_confirmed(pg, "pgcdc"), before_commit)
+
+    def deliver_later(self, pg, cfg, bootstrap, ids):
+        """Once a broker is there, the rows are delivered, exactly once."""
+        r = run_pgcdc(["start", "-c", cfg, "-o", "kafka.bootstrap.servers=" + bootstrap,
+                       "--endpos", kc.end_lsn(pg)], timeout=60)
+        self.assertEqual(r.returncode, 0, r)
+        msgs, _ = kc.read_topics(bootstrap, ["pgcdc.public.t"], "json")
+        self.assertEqual(sorted(int(m["event"]["after"]["id"]) for m in msgs), ids)
+
+
+class KafkaErrorsTest(KafkaErrorsBase):
     # ------------------------------------------------------------ postgresql side
 
     def test_wrong_password(self):
@@ -117,37 +152,6 @@ class KafkaErrorsTest(TestCase):
         self.assertEqual(pg2.slot("pgcdc")["confirmed_flush_lsn"], before)
 
     # ------------------------------------------------------------------ kafka side
-
-    def insert_rows(self, pg, first, count):
-        """Insert rows in one transaction; returns an LSN before its commit record."""
-        conn = pg.connect(autocommit=False)
-        try:
-            cur = conn.cursor()
-            cur.execute("INSERT INTO t SELECT g, 'row ' || g FROM generate_series(%s, %s) g",
-                        (first, first + count - 1))
-            cur.execute("SELECT pg_current_wal_insert_lsn()::text")
-            before_commit = pgcdc_test.lsn_int(cur.fetchone()[0])
-            conn.commit()
-        finally:
-            conn.close()
-        pg.flush_wal()
-        return before_commit
-
-    def assert_not_past(self, pg, ckpt, before_commit):
-        """Neither the checkpoint nor the slot passed the commit after before_commit."""
-        saved = kc.checkpoint_lsn(ckpt)
-        self.assertTrue(saved is None or saved <= before_commit,
-                        f"checkpoint {kc.fmt_lsn(saved or 0)} passed the undelivered "
-                        f"transaction (commit after {kc.fmt_lsn(before_commit)})")
-        self.assertLessEqual(kc.slot_confirmed(pg, "pgcdc"), before_commit)
-
-    def deliver_later(self, pg, cfg, bootstrap, ids):
-        """Once a broker is there, the rows are delivered, exactly once."""
-        r = run_pgcdc(["start", "-c", cfg, "-o", "kafka.bootstrap.servers=" + bootstrap,
-                       "--endpos", kc.end_lsn(pg)], timeout=60)
-        self.assertEqual(r.returncode, 0, r)
-        msgs, _ = kc.read_topics(bootstrap, ["pgcdc.public.t"], "json")
-        self.assertEqual(sorted(int(m["event"]["after"]["id"]) for m in msgs), ids)
 
     def test_broker_unreachable_at_start(self):
         pg = self.make_source()

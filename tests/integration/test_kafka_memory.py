@@ -7,9 +7,10 @@ process is sampled from /proc until it exits, and printed. The test broker
 keeps only the newest ~5 MB of each partition, so it drops old messages of the
 big runs: only memory and time are checked here, the content of big
 transactions is checked by test_kafka_rebuild. For the first seconds of each
-run the broker answers slowly (200 ms), so that pgcdc fills its in-flight
-window (inflight.max.messages, inflight.max.bytes at their defaults): the
-figure is the worst case of the configuration, not the luck of a fast broker.
+run the broker answers slowly (200 ms on the test broker; a 100 kB/s produce
+quota on a real Kafka), so that pgcdc fills its in-flight window
+(inflight.max.messages, inflight.max.bytes at their defaults): the figure is
+the worst case of the configuration, not the luck of a fast broker.
 """
 
 import os
@@ -22,7 +23,8 @@ import kafka_check as kc
 
 RSS_LIMIT_KB = 64 * 1024
 TOPIC = "pgcdc.public.narrow"
-RTT_MS = 200
+RTT_MS = 200  # on the test broker
+QUOTA_BYTES_PER_S = 100_000  # on a real Kafka
 SLOW_SECS = 4
 
 
@@ -46,14 +48,14 @@ class KafkaMemoryTest(TestCase):
         in-flight window to the configured limit (the worst case of the configuration, not
         the luck of a fast broker); then it runs at full speed.
         """
-        kafka.rtt("all", RTT_MS)
+        kafka.slow(RTT_MS, QUOTA_BYTES_PER_S)
         slow = True
         t0 = time.monotonic()
         p = self.start_pgcdc(["start", "-c", cfg, "--endpos", endpos])
         peak = 0
         while p.poll() is None:
             if slow and time.monotonic() - t0 > SLOW_SECS:
-                kafka.rtt("all", 0)
+                kafka.full_speed()
                 slow = False
             v = vm_hwm_kb(p.pid)
             if v is not None:
@@ -63,7 +65,7 @@ class KafkaMemoryTest(TestCase):
                 self.fail(f"pgcdc did not finish within {timeout}s\n{p.stderr()[-2000:]}")
             time.sleep(0.01)
         if slow:
-            kafka.rtt("all", 0)
+            kafka.full_speed()
         return p.returncode, peak, time.monotonic() - t0, p
 
     def test_peak_rss_does_not_grow_with_transaction_size(self):

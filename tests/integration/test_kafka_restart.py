@@ -159,7 +159,7 @@ class KafkaRestartTest(TestCase):
                 # slow the broker, commit a big transaction, stop as soon as its first
                 # messages have arrived (long before its last)
                 before = big_total()
-                kafka.rtt("all", 40)
+                kafka.slow(40, 1_000_000)
                 big_batches += 1
                 first = big_batches * 1_000_000
                 pg.sql("INSERT INTO rbig SELECT g, %s FROM generate_series(%s, %s) g",
@@ -169,7 +169,7 @@ class KafkaRestartTest(TestCase):
                            message="the big transaction's first messages")
             rc = p.terminate(timeout=60)
             if kind == "big":
-                kafka.rtt("all", 0)
+                kafka.full_speed()
                 published = big_total() - before
                 if published < BIG_ROWS:
                     mid_txn_stops += 1

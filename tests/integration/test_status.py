@@ -146,6 +146,10 @@ class StatusTest(TestCase):
         self.assertIn("replica identity:      ok", out)
         self.assertIn(f'checkpoint "{self.ckpt}":\n  state:               absent', out)
         self.assertIn(f"system identifier {self.system_id}", out)
+        # what pgcdc asks this server's pgoutput for: messages from PostgreSQL 14 on
+        self.assertIn("pgoutput:              proto_version 1, logical decoding messages "
+                      + ("on\n" if self.pg.version >= 14 else
+                         "off (PostgreSQL 14 and later send them)\n"), out)
         self.assertTrue(out.rstrip().endswith("status: healthy"), out)
         self.assertEqual(r.stderr, "")
 
@@ -171,11 +175,14 @@ class StatusTest(TestCase):
         self.assertEqual(st["checkpoint"], {"path": self.ckpt, "state": "absent"})
         self.assertEqual(st["source"]["database"], db)
         self.assertEqual(st["source"]["system_identifier"], str(self.system_id))
+        self.assertEqual(st["source"]["pgoutput_proto_version"], 1)
+        self.assertEqual(st["source"]["pgoutput_messages"], pg.version >= 14)
         self.assertNotIn(pg.app_password, st["source"]["dsn"])
 
         # WAL written after the slot's position is retained and counts as lag
         pg.sql("INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 2000) g",
                dbname=db)
+        pg.flush_wal()  # written, not only inserted (synchronous_commit is off)
         current = pg.current_lsn()
         st = self.status_json(cfg)
         s = st["slot"]

@@ -151,6 +151,9 @@ class StreamWorkloadTest(StreamTestBase):
             ("m", False, "ping", "outside"),
             ("t", "b", False, False),
         ]
+        if pg.version < 14:
+            # pgoutput sends logical decoding messages from PostgreSQL 14 on
+            want = [w for w in want if w[0] != "m"]
         self.assertEqual(got, want)
 
         # positions: ordinals count 0.. within each transaction, commit LSNs ascend

@@ -25,16 +25,17 @@ import unittest
 import uuid
 
 from . import util
-from .broker import (Broker, BrokerError, consume_all, make_producer, produce, topic_partitions,
-                     watermarks)
+from .broker import (Broker, BrokerError, consume_all, kafka_mode, make_producer, produce,
+                     real_kafka, testbroker_only, topic_partitions, watermarks)
+from .kafka import KafkaCluster
 from .pg import PgCluster, PgError, conninfo, lsn_int
 from .proc import PgcdcProcess, PgcdcResult, run_pgcdc, start_pgcdc, write_config
 from .util import TempDir, free_port, wait_until
 
 __all__ = [
-    "Broker", "BrokerError", "PgCluster", "PgError", "PgcdcProcess", "PgcdcResult", "TempDir",
-    "TestCase", "consume_all", "conninfo", "free_port", "lsn_int", "main", "make_producer",
-    "produce", "run_pgcdc", "start_pgcdc", "topic_partitions", "wait_until", "watermarks",
+    "Broker", "BrokerError", "KafkaCluster", "PgCluster", "PgError", "PgcdcProcess", "PgcdcResult", "TempDir",
+    "TestCase", "consume_all", "conninfo", "free_port", "kafka_mode", "lsn_int", "main",
+    "make_producer", "produce", "real_kafka", "run_pgcdc", "testbroker_only", "start_pgcdc", "topic_partitions", "wait_until", "watermarks",
     "write_config",
 ]
 
@@ -48,19 +49,29 @@ class TestCase(unittest.TestCase):
         super().setUp()
         self._diagnostics = []  # resources whose logs are shown if the test fails
 
-    def pg_cluster(self, settings=None, name="pg", start=True):
+    def pg_cluster(self, settings=None, name="pg", start=True, version=None):
         """A started PgCluster, stopped and removed after the test."""
-        pg = PgCluster(settings=settings, name=name, start=start)
+        pg = PgCluster(settings=settings, name=name, start=start, version=version)
         self.addCleanup(pg.close)
         pg.__enter__()
         self._diagnostics.append(pg)
         return pg
 
     def broker(self, brokers=1, topics=None, **kw):
-        """A running Broker (test broker or PGCDC_TEST_BROKERS), stopped after the test."""
+        """A running Broker (test broker, KRaft node or PGCDC_TEST_BROKERS), stopped after the test."""
         b = Broker(brokers=brokers, topics=topics, **kw)
         self.addCleanup(b.close)
-        return b.__enter__()
+        b.__enter__()
+        self._diagnostics.append(b)
+        return b
+
+    def kafka_cluster(self, nodes=1, **kw):
+        """A started real Apache Kafka KafkaCluster (KRaft), killed and removed after the test."""
+        k = KafkaCluster(nodes=nodes, **kw)
+        self.addCleanup(k.close)
+        k.__enter__()
+        self._diagnostics.append(k)
+        return k
 
     @staticmethod
     def unique(name):
@@ -101,23 +112,53 @@ class TestCase(unittest.TestCase):
                 util.print_block(f"{r.name} server log tail", r.log_tail())
             elif isinstance(r, PgcdcProcess):
                 r.report()
+            elif isinstance(r, KafkaCluster):
+                r.report()
+            elif isinstance(r, Broker) and (r.cluster or r.last_cluster):
+                (r.cluster or r.last_cluster).report()
+
+
+class _Loader(unittest.TestLoader):
+    """Leaves out the cases marked @testbroker_only when the Kafka is real."""
+
+    left_out = []
+
+    def getTestCaseNames(self, testCaseClass):
+        names = super().getTestCaseNames(testCaseClass)
+        if not real_kafka():
+            return names
+        keep = []
+        for n in names:
+            why = getattr(getattr(testCaseClass, n), "pgcdc_testbroker_only", None)
+            if why:
+                _Loader.left_out.append(f"{testCaseClass.__name__}.{n} ({why})")
+            else:
+                keep.append(n)
+        return keep
 
 
 def main(**kw):
     """unittest.main() with signal handlers installed.
 
     Exit status: 1 on any failure or error; otherwise 77 (meson's "skipped")
-    when any test was skipped, so a file whose cases did not all run is never
-    counted as passed; 0 when every case ran and passed.
+    when any test was skipped or none ran, so a file whose cases did not all
+    run is never counted as passed; 0 when every case ran and passed. On a
+    real Kafka the cases marked @testbroker_only are left out (and listed).
     """
     util.install_signal_handlers()
     kw.setdefault("verbosity", 2)
     kw["exit"] = False
+    kw["testLoader"] = _Loader()
     try:
         prog = unittest.main(**kw)
         result = prog.result
+        for c in _Loader.left_out:
+            print(f"not run on a real Kafka: {c}", file=sys.stderr)
         if not result.wasSuccessful():
             sys.exit(1)
+        if result.testsRun == 0:
+            print("no test case ran: reporting the file as skipped", file=sys.stderr)
+            sys.exit(77)
         if result.skipped:
             print(f"{len(result.skipped)} of {result.testsRun} cases skipped: "
                   "reporting the file as skipped", file=sys.stderr)

@@ -5,15 +5,26 @@
         kafka.down(1); ...; kafka.up(1)
         msgs = consume_all(kafka.bootstrap, ["t"], expect_count=1)
 
-Broker spawns PGCDC_TESTBROKER_BIN (librdkafka mock cluster) unless
-PGCDC_TEST_BROKERS names a real Kafka; then fault injection raises
-unittest.SkipTest.
+Which Kafka a Broker is:
+- the test broker (PGCDC_TESTBROKER_BIN, librdkafka's mock cluster), the
+  default: every fault can be injected;
+- PGCDC_TEST_KAFKA=kraft: a real Apache Kafka, one KRaft node started for
+  this Broker (pgcdc_test.kafka.KafkaCluster; PGCDC_TEST_KAFKA_NODES=3 for
+  three, topics with replication factor 3 and min.insync.replicas=2). down/up kill and restart it,
+  slow() sets a produce quota; protocol-level faults (rtt, injected error
+  codes, leader moves) raise unittest.SkipTest;
+- PGCDC_TEST_BROKERS=host:port: a real Kafka someone runs; every fault
+  injection raises unittest.SkipTest.
+Test cases that cannot run without the test broker's fault injection are
+marked @testbroker_only; on a real Kafka they are left out of the run, so a
+file counts as passed only when every case it ran passed.
 """
 
 import os
 import select
 import signal
 import subprocess
+import sys
 import time
 import unittest
 import uuid
@@ -21,6 +32,7 @@ import uuid
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from . import util
+from .kafka import KafkaCluster
 
 # Kafka protocol API keys and error codes for Broker.push_errors()
 API_PRODUCE = 0
@@ -49,10 +61,37 @@ def _testbroker_bin():
     return b
 
 
+def kafka_mode():
+    """"testbroker", "kraft" (PGCDC_TEST_KAFKA=kraft) or "external" (PGCDC_TEST_BROKERS)."""
+    if os.environ.get("PGCDC_TEST_BROKERS"):
+        return "external"
+    mode = os.environ.get("PGCDC_TEST_KAFKA", "testbroker")
+    if mode not in ("testbroker", "kraft"):
+        raise RuntimeError(f"PGCDC_TEST_KAFKA={mode!r}: expected \"testbroker\" or \"kraft\"")
+    return mode
+
+
+def real_kafka():
+    """True when the tests run against a real Kafka, not the test broker."""
+    return kafka_mode() != "testbroker"
+
+
+def testbroker_only(why):
+    """Mark a test case that needs the test broker's fault injection (why says which).
+
+    On a real Kafka the case is not run at all (pgcdc_test.main leaves it out), so
+    it is neither counted as passed nor turns the whole file into a skip.
+    """
+    def mark(fn):
+        fn.pgcdc_testbroker_only = why
+        return fn
+    return mark
+
+
 class Broker:
     """A Kafka cluster for one test; a context manager.
 
-    brokers: number of mock brokers (ids 1..brokers).
+    brokers: number of mock brokers (ids 1..brokers); a real KRaft cluster has 1 node.
     topics: {name: partitions} created at start (auto-created topics get 4).
     """
 
@@ -61,8 +100,11 @@ class Broker:
         self.topics = dict(topics or {})
         self.exit_on_eof = exit_on_eof
         self.extra_args = list(args)
-        self.real = bool(os.environ.get("PGCDC_TEST_BROKERS"))
-        self.bootstrap = os.environ.get("PGCDC_TEST_BROKERS") if self.real else None
+        self.mode = kafka_mode()
+        self.real = self.mode != "testbroker"
+        self.bootstrap = os.environ.get("PGCDC_TEST_BROKERS") if self.mode == "external" else None
+        self.cluster = None  # the KafkaCluster in kraft mode
+        self.last_cluster = None  # the KafkaCluster after close()
         self.proc = None
         self._buf = b""
 
@@ -80,7 +122,17 @@ class Broker:
         return False
 
     def start(self):
+        if self.mode == "kraft":
+            # PGCDC_TEST_KAFKA_NODES=3: three nodes, replication factor 3, min.insync.replicas 2
+            nodes = int(os.environ.get("PGCDC_TEST_KAFKA_NODES") or 1)
+            self.cluster = KafkaCluster(
+                nodes=nodes, config={"min.insync.replicas": 2} if nodes >= 3 else None)
+            self.cluster.__enter__()
+            self.bootstrap = self.cluster.bootstrap
         if self.real:
+            if self.mode == "external":
+                print(f"kafka: the real Kafka of PGCDC_TEST_BROKERS={self.bootstrap}",
+                      file=sys.stderr, flush=True)
             for name, parts in self.topics.items():
                 self.create_topic(name, parts)
             return
@@ -96,6 +148,9 @@ class Broker:
         if not line.startswith("bootstrap="):
             raise BrokerError(f"test broker did not print its bootstrap line, got {line!r}")
         self.bootstrap = line[len("bootstrap="):]
+        print(f"kafka: the test broker (librdkafka mock cluster, {self.brokers} broker"
+              f"{'s' if self.brokers > 1 else ''}) at {self.bootstrap}", file=sys.stderr,
+              flush=True)
 
     def _readline(self, timeout):
         deadline = time.monotonic() + timeout
@@ -126,13 +181,42 @@ class Broker:
             return line[3:]
         raise BrokerError(f"test broker: {cmd!r}: {line}")
 
-    # fault injection (test broker only)
+    # fault injection (test broker; down, up and slow also on a KRaft cluster)
     def down(self, broker_id):
-        """Broker broker_id (1..N, or "all") drops connections and refuses new ones."""
+        """Broker broker_id (1..N, or "all") drops connections and refuses new ones.
+
+        On a KRaft cluster the node is killed (SIGKILL); up() starts it again with its data.
+        """
+        if self.mode == "kraft":
+            for n in self._nodes(broker_id):
+                self.cluster.kill(n)
+            return
         self.command(f"down {broker_id}")
 
     def up(self, broker_id):
+        if self.mode == "kraft":
+            for n in self._nodes(broker_id):
+                self.cluster.start_node(n)
+            return
         self.command(f"up {broker_id}")
+
+    def _nodes(self, broker_id):
+        return list(range(1, self.cluster.nodes + 1)) if broker_id == "all" else [int(broker_id)]
+
+    def slow(self, rtt_ms, produce_bytes_per_s):
+        """Make producing slow: every response delayed by rtt_ms on the test broker, a
+        produce quota of produce_bytes_per_s (the broker throttles) on a KRaft cluster."""
+        if self.mode == "kraft":
+            self.cluster.set_produce_quota(produce_bytes_per_s)
+            return
+        self.rtt("all", rtt_ms)
+
+    def full_speed(self):
+        """Undo slow()."""
+        if self.mode == "kraft":
+            self.cluster.set_produce_quota(None)
+            return
+        self.rtt("all", 0)
 
     def rtt(self, broker_id, ms):
         """Delay every response of broker_id by ms milliseconds (0 clears)."""
@@ -153,6 +237,9 @@ class Broker:
         if not self.real:
             self.command(f"topic {name} {partitions}")
             return
+        if self.cluster is not None:
+            self.cluster.create_topic(name, partitions)
+            return
         from confluent_kafka.admin import AdminClient, NewTopic
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         fut = admin.create_topics([NewTopic(name, partitions, 1)])[name]
@@ -165,6 +252,10 @@ class Broker:
     def close(self):
         """SIGTERM the test broker, SIGKILL after 5 s; safe to call twice."""
         util.unregister_cleanup(self)
+        c, self.cluster = self.cluster, None
+        if c is not None:
+            self.last_cluster = c  # its log tails stay readable for diagnostics
+            c.close()
         p, self.proc = self.proc, None
         if p is None:
             return

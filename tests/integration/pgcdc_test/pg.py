@@ -4,8 +4,12 @@
         pg.sql("CREATE TABLE t (id int PRIMARY KEY)")
         conninfo = pg.dsn()
 
-initdb and the server run as the `postgres` OS user when the tests run as
-root. The server listens on 127.0.0.1 on a free port and on a unix socket
+The server is Debian's PostgreSQL 15 unless a version is asked for
+(PgCluster(version=17), or PGCDC_TEST_PG_VERSION=17 for every cluster of a
+run): 13, 14, 16, 17 and 18 are the builds tests/deps/fetch.sh put in the
+cache. Client programs (psql) are always Debian's (PG_BINDIR), which talk to
+every one of them. initdb and the server run as the `postgres` OS user when
+the tests run as root. The server listens on 127.0.0.1 on a free port and on a unix socket
 inside the cluster's temp dir; it is stopped (immediate) and the dir removed
 on exit, also on failure and on SIGTERM/SIGINT.
 """
@@ -14,6 +18,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -21,9 +26,15 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql as _sql
 
-from . import util
+from . import cache, util
 
-PG_BINDIR = os.environ.get("PGCDC_PG_BINDIR", "/usr/lib/postgresql/15/bin")
+# Debian's client programs (psql, pg_recvlogical)
+PG_BINDIR = os.environ.get("PGCDC_PG_BINDIR", cache.DEBIAN_PG_BINDIR)
+
+
+def test_pg_version():
+    """The PostgreSQL major the run uses by default: PGCDC_TEST_PG_VERSION, else Debian's 15."""
+    return int(os.environ.get("PGCDC_TEST_PG_VERSION") or cache.DEBIAN_PG_MAJOR)
 
 BASE_SETTINGS = {
     "listen_addresses": "127.0.0.1",
@@ -37,6 +48,8 @@ BASE_SETTINGS = {
     "max_connections": 50,
     "log_line_prefix": "%m [%p] %q%a ",
     "log_connections": False,
+    # the default from 14 on; 13 stores md5 hashes, which scram-sha-256 in pg_hba refuses
+    "password_encryption": "scram-sha-256",
 }
 
 # Role with a password, for tests of password authentication over TCP.
@@ -81,16 +94,19 @@ class PgError(Exception):
 
 
 class PgCluster:
-    """A throwaway PostgreSQL 15 cluster; a context manager.
+    """A throwaway PostgreSQL cluster; a context manager.
 
     settings: extra postgresql.conf settings overriding the defaults, e.g.
     {"wal_level": "replica", "wal_sender_timeout": "3s"}.
+    version: the major version (default test_pg_version()).
     """
 
-    def __init__(self, settings=None, start=True, name="pg"):
+    def __init__(self, settings=None, start=True, name="pg", version=None):
         self.settings = dict(BASE_SETTINGS)
         self.settings.update(settings or {})
         self.name = name
+        self.version = int(version or test_pg_version())
+        self.bindir = cache.pg_bindir(self.version)  # initdb, pg_ctl, postgres
         self.dir = None  # temp dir holding data/, the socket and server.log
         self.datadir = None
         self.logfile = None
@@ -146,8 +162,9 @@ class PgCluster:
             pw = pwd.getpwnam("postgres")
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
         os.chmod(self.dir, 0o700)
-        self._run([os.path.join(PG_BINDIR, "initdb"), "-D", self.datadir, "-U", "postgres",
-                   "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"])
+        self._run([os.path.join(self.bindir, "initdb"), "-D", self.datadir, "-U", "postgres",
+                   "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]
+                  + (["--no-instructions"] if self.version >= 14 else []))
         # the files exist and belong to postgres: rewrite them in place
         with open(os.path.join(self.datadir, "pg_hba.conf"), "w") as f:
             f.write(_HBA)
@@ -185,10 +202,13 @@ class PgCluster:
             if fresh_port:
                 self.port = util.free_port()
                 self._write_settings()
-            p = self._run([os.path.join(PG_BINDIR, "pg_ctl"), "-D", self.datadir, "-l",
+            p = self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir, "-l",
                            self.logfile, "-w", "-t", "60", "start"], check=False)
             if p.returncode == 0:
                 self.running = True
+                if fresh_port:
+                    print(f"postgresql: {self.name}: PostgreSQL {self.version} ({self.bindir}) on "
+                          f"127.0.0.1:{self.port}", file=sys.stderr, flush=True)
                 return
             log = util.tail(self.logfile, 20)
             if fresh_port and "could not" in log and "bind" in log and attempt < 4:
@@ -209,7 +229,7 @@ class PgCluster:
         if not self.running:
             return
         pid = self.postmaster_pid()
-        self._run([os.path.join(PG_BINDIR, "pg_ctl"), "-D", self.datadir, "-m", mode, "-w",
+        self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir, "-m", mode, "-w",
                    "-t", "60", "stop"])
         self.running = False
         if pid is not None:
@@ -240,7 +260,7 @@ class PgCluster:
         pid = self.postmaster_pid()
         if pid is not None and util.pid_running(pid):
             try:
-                self._run([os.path.join(PG_BINDIR, "pg_ctl"), "-D", self.datadir, "-m",
+                self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir, "-m",
                            "immediate", "-w", "-t", "30", "stop"], timeout=60)
             except (PgError, subprocess.TimeoutExpired):
                 pass
@@ -267,7 +287,8 @@ class PgCluster:
         return self.last_log_tail or ""
 
     def __repr__(self):
-        return f"PgCluster({self.name!r}, dir={self.dir!r}, port={self.port})"
+        return (f"PgCluster({self.name!r}, PostgreSQL {self.version}, dir={self.dir!r}, "
+                f"port={self.port})")
 
     # ----------------------------------------------------------- connecting
 

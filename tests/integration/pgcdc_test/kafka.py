@@ -1,0 +1,385 @@
+"""kafka.py - a real Apache Kafka cluster (KRaft, no ZooKeeper) on loopback for one test.
+
+    with KafkaCluster(nodes=3, config={"min.insync.replicas": 2}) as kafka:
+        kafka.create_topic("t", partitions=6, replication_factor=3)
+        leader = kafka.leader("t", 0)
+        kafka.kill(leader); ...; kafka.start_node(leader)
+        msgs = consume_all(kafka.bootstrap, ["t"])
+
+Every node is a combined broker + controller (process.roles=broker,controller)
+running the jars tests/deps/fetch.sh put in the cache, with its own free
+ports, config and data directory under one temporary directory, its storage
+formatted with one cluster id. start() returns when the cluster answers
+metadata with every running node registered. Nodes can be killed (SIGKILL),
+stopped (SIGTERM: controlled shutdown) and started again with their data.
+close() kills every node and removes the directory; it also runs at exit, on
+SIGTERM/SIGINT, and the JVMs die with the test process (PR_SET_PDEATHSIG).
+
+Extra listeners (SASL, TLS) are given as {name: protocol}; the harness itself
+always talks to the PLAINTEXT listener.
+"""
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from . import cache, util
+
+JVM_OPTS = ["-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true"]
+
+_LOG4J = """\
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+logger.noisy.name = org.apache.kafka.clients
+logger.noisy.level = warn
+"""
+
+
+class KafkaError(Exception):
+    pass
+
+
+class KafkaCluster:
+    """A KRaft cluster of nodes combined broker+controller nodes (ids 1..nodes).
+
+    config: broker settings added to (and overriding) the defaults below.
+    listeners: extra {name: security protocol}, e.g. {"SASL": "SASL_PLAINTEXT"}.
+    scram_users: [(mechanism, user, password)] created once the cluster is up.
+    """
+
+    def __init__(self, nodes=1, config=None, listeners=None, scram_users=None, name="kafka"):
+        self.nodes = nodes
+        self.name = name
+        self.extra_config = dict(config or {})
+        self.extra_listeners = dict(listeners or {})
+        self.scram_users = list(scram_users or [])
+        self.version = cache.kafka_version()
+        self.dir = None
+        self.procs = {}  # node id -> Popen of a running node
+        self.ports = {}  # node id -> {listener name: port}
+        self.started_in = None  # seconds the first start took
+        self._last_tails = {}  # node id -> log tail saved at close()
+        self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+    # ------------------------------------------------------------ lifecycle
+
+    def __enter__(self):
+        util.install_signal_handlers()
+        try:
+            self.start()
+        except BaseException:
+            self.report()
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def _node_dir(self, n):
+        return os.path.join(self.dir, f"node{n}")
+
+    def _settings(self, n):
+        rf = min(self.nodes, 3)
+        voters = ",".join(f"{i}@127.0.0.1:{self.ports[i]['CONTROLLER']}"
+                          for i in range(1, self.nodes + 1))
+        names = ["PLAINTEXT", "CONTROLLER"] + list(self.extra_listeners)
+        protocols = {"PLAINTEXT": "PLAINTEXT", "CONTROLLER": "PLAINTEXT", **self.extra_listeners}
+        s = {
+            "process.roles": "broker,controller",
+            "node.id": n,
+            "controller.quorum.voters": voters,
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listeners": ",".join(f"{name}://127.0.0.1:{self.ports[n][name]}" for name in names),
+            "advertised.listeners": ",".join(f"{name}://127.0.0.1:{self.ports[n][name]}"
+                                             for name in names if name != "CONTROLLER"),
+            "listener.security.protocol.map": ",".join(f"{k}:{v}" for k, v in protocols.items()),
+            "log.dirs": os.path.join(self._node_dir(n), "data"),
+            # as the test broker does: auto-created topics get 4 partitions
+            "num.partitions": 4,
+            "default.replication.factor": rf,
+            "offsets.topic.replication.factor": rf,
+            "offsets.topic.num.partitions": 4,
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": 1,
+            "share.coordinator.state.topic.replication.factor": rf,
+            "share.coordinator.state.topic.min.isr": 1,
+            "group.initial.rebalance.delay.ms": 0,
+            "auto.create.topics.enable": "true",
+            # a killed node is noticed in seconds, not the 9 s default
+            "broker.session.timeout.ms": 6000,
+            "broker.heartbeat.interval.ms": 1000,
+            "controller.quorum.election.timeout.ms": 1000,
+            "controller.quorum.fetch.timeout.ms": 2000,
+        }
+        s.update(self.extra_config)
+        return s
+
+    def _write_node(self, n):
+        d = self._node_dir(n)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "server.properties"), "w") as f:
+            for k, v in self._settings(n).items():
+                if v is not None:
+                    f.write(f"{k}={v}\n")
+        with open(os.path.join(d, "log4j2.properties"), "w") as f:
+            f.write(_LOG4J.format(log=os.path.join(d, "server.log")))
+
+    def _java(self, n, main, args, **kw):
+        d = self._node_dir(n)
+        argv = (["java"] + JVM_OPTS
+                + [f"-Dlog4j2.configurationFile=file:{os.path.join(d, 'log4j2.properties')}",
+                   f"-Dkafka.logs.dir={d}", "-cp", os.path.join(cache.kafka_libs(), "*"), main]
+                + args)
+        return argv
+
+    def start(self):
+        """Create the directory, format every node's storage, start all nodes, wait until ready."""
+        libs = cache.kafka_libs()  # fails early with the fetch hint
+        del libs
+        t0 = time.monotonic()
+        base = os.environ.get("PGCDC_TEST_TMPDIR") or None
+        self.dir = tempfile.mkdtemp(prefix=f"pgcdc-{self.name}-", dir=base)
+        util.register_cleanup(self)
+        names = ["PLAINTEXT", "CONTROLLER"] + list(self.extra_listeners)
+        taken = set()
+        for n in range(1, self.nodes + 1):
+            self.ports[n] = {}
+            for name in names:
+                p = util.free_port()
+                while p in taken:
+                    p = util.free_port()
+                taken.add(p)
+                self.ports[n][name] = p
+        for n in range(1, self.nodes + 1):
+            self._write_node(n)
+            # --cluster-id=: an id may start with "-"
+            args = ["format", f"--cluster-id={self.cluster_id}", "-c",
+                    os.path.join(self._node_dir(n), "server.properties"), "--ignore-formatted"]
+            r = subprocess.run(self._java(n, "kafka.tools.StorageTool", args),
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=120)
+            if r.returncode != 0:
+                raise KafkaError(f"formatting node {n}'s storage failed ({r.returncode}):\n"
+                                 f"{r.stdout}{r.stderr}")
+        for n in range(1, self.nodes + 1):
+            self._spawn(n)
+        self.wait_ready(timeout=120)
+        for mech, user, password in self.scram_users:
+            self._config_command(["--entity-type", "users", "--entity-name", user,
+                                  "--add-config", f"{mech}=[iterations=4096,password={password}]"])
+        self.started_in = time.monotonic() - t0
+        print(f"kafka: Apache Kafka {self.version} (KRaft, {self.nodes} node"
+              f"{'s' if self.nodes > 1 else ''}) at {self.bootstrap}, ready in "
+              f"{self.started_in:.1f} s", file=sys.stderr, flush=True)
+
+    def _spawn(self, n):
+        d = self._node_dir(n)
+        out = open(os.path.join(d, "stdout.log"), "ab")
+        try:
+            self.procs[n] = subprocess.Popen(
+                self._java(n, "kafka.Kafka", [os.path.join(d, "server.properties")]),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                preexec_fn=util.die_with_parent)
+        finally:
+            out.close()
+
+    @property
+    def bootstrap(self):
+        """bootstrap.servers of the PLAINTEXT listeners of all nodes."""
+        return self.bootstrap_of("PLAINTEXT")
+
+    def bootstrap_of(self, listener, nodes=None):
+        return ",".join(f"127.0.0.1:{self.ports[n][listener]}"
+                        for n in (nodes or range(1, self.nodes + 1)))
+
+    def running_nodes(self):
+        return sorted(n for n, p in self.procs.items() if p.poll() is None)
+
+    def _admin(self):
+        """A new AdminClient on the running nodes (keep it referenced until its futures are done)."""
+        return AdminClient({"bootstrap.servers": self.bootstrap_of(
+            "PLAINTEXT", self.running_nodes() or None), "socket.timeout.ms": 5000,
+            "log_level": 2})
+
+    def _listening(self, n):
+        try:
+            with socket.create_connection(("127.0.0.1", self.ports[n]["PLAINTEXT"]), 0.5):
+                return True
+        except OSError:
+            return False
+
+    def registered_brokers(self, timeout=2.0):
+        """Broker ids in the cluster's metadata (empty when nobody answers)."""
+        if not any(self._listening(n) for n in self.running_nodes()):
+            return set()
+        try:
+            md = self._admin().list_topics(timeout=timeout)
+        except KafkaException:
+            return set()
+        return set(md.brokers)
+
+    def wait_ready(self, nodes=None, timeout=60.0):
+        """Wait until the metadata lists every node in nodes (default: the running ones)."""
+        want = set(nodes or self.running_nodes())
+        deadline = time.monotonic() + timeout
+        while True:
+            for n, p in self.procs.items():
+                if p.poll() is not None and n in want:
+                    raise KafkaError(f"Kafka node {n} exited with status {p.returncode} "
+                                     f"while starting:\n{self.log_tail(n, 30)}")
+            if want <= self.registered_brokers():
+                return
+            if time.monotonic() >= deadline:
+                raise KafkaError(f"Kafka nodes {sorted(want)} not all registered within "
+                                 f"{timeout:.0f} s (have {sorted(self.registered_brokers())})")
+            time.sleep(0.2)
+
+    # ------------------------------------------------------------ faults
+
+    def kill(self, n):
+        """SIGKILL node n and wait until it is gone."""
+        p = self.procs.get(n)
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(signal.SIGKILL)
+        p.wait(30)
+
+    def stop(self, n, timeout=60):
+        """SIGTERM node n (controlled shutdown) and wait until it exited."""
+        p = self.procs.get(n)
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(30)
+
+    def start_node(self, n, wait=True, timeout=120):
+        """Start node n again with its data; wait until it is registered."""
+        if self.procs.get(n) is not None and self.procs[n].poll() is None:
+            return
+        self._spawn(n)
+        if wait:
+            self.wait_ready(nodes=[n], timeout=timeout)
+
+    def pause(self, n=None):
+        """SIGSTOP node n (every node when None): it keeps its connections but answers nothing."""
+        for i in ([n] if n else self.running_nodes()):
+            self.procs[i].send_signal(signal.SIGSTOP)
+
+    def resume(self, n=None):
+        for i in ([n] if n else list(self.procs)):
+            if self.procs[i].poll() is None:
+                self.procs[i].send_signal(signal.SIGCONT)
+
+    # ------------------------------------------------------------ topics
+
+    def create_topic(self, name, partitions=1, replication_factor=None, config=None,
+                     timeout=60.0):
+        """Create a topic and wait until every partition has a leader."""
+        rf = replication_factor or min(self.nodes, 3)
+        admin = self._admin()
+        fut = admin.create_topics(
+            [NewTopic(name, partitions, rf, config={k: str(v) for k, v in (config or {}).items()})],
+            operation_timeout=timeout)[name]
+        try:
+            fut.result(timeout)
+        except KafkaException as e:
+            raise KafkaError(f"creating topic \"{name}\" failed: {e}") from None
+        util.wait_until(lambda: self._leaders(name, partitions), timeout=timeout,
+                        message=f"leaders for every partition of \"{name}\"")
+
+    def _leaders(self, topic, partitions):
+        try:
+            md = self._admin().list_topics(topic, timeout=2)
+        except KafkaException:
+            return False
+        t = md.topics.get(topic)
+        if t is None or t.error is not None or len(t.partitions) != partitions:
+            return False
+        return all(p.leader >= 0 for p in t.partitions.values())
+
+    def leader(self, topic, partition):
+        """The node id leading topic/partition now, or -1."""
+        md = self._admin().list_topics(topic, timeout=10)
+        return md.topics[topic].partitions[partition].leader
+
+    def _config_command(self, args):
+        """kafka.admin.ConfigCommand --alter ... against the running nodes."""
+        n = self.running_nodes()[0]
+        r = subprocess.run(self._java(n, "kafka.admin.ConfigCommand", [
+            "--bootstrap-server", self.bootstrap_of("PLAINTEXT", self.running_nodes()),
+            "--alter"] + args), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=120)
+        if r.returncode != 0:
+            raise KafkaError(f"kafka-configs {' '.join(args)} failed ({r.returncode}):\n"
+                             f"{r.stdout}{r.stderr}")
+
+    def set_produce_quota(self, bytes_per_s):
+        """A default produce quota for every client (None removes it): the brokers
+        throttle producers above bytes_per_s, which is how a real cluster is made slow."""
+        change = (["--delete-config", "producer_byte_rate"] if bytes_per_s is None
+                  else ["--add-config", f"producer_byte_rate={int(bytes_per_s)}"])
+        self._config_command(["--entity-type", "clients", "--entity-default"] + change)
+
+    def set_broker_config(self, settings):
+        """Change cluster-wide dynamic broker settings (e.g. message.max.bytes)."""
+        self._config_command(["--entity-type", "brokers", "--entity-default", "--add-config",
+                              ",".join(f"{k}={v}" for k, v in settings.items())])
+
+    # ------------------------------------------------------------ clean-up
+
+    def log_tail(self, n, lines=60):
+        if self.dir is None:
+            return self._last_tails.get(n, "")
+        return util.tail(os.path.join(self._node_dir(n), "server.log"), lines)
+
+    def report(self):
+        for n in sorted(self.ports):
+            util.print_block(f"{self.name} node {n} log tail", self.log_tail(n, 40))
+
+    def close(self):
+        """Kill every node and remove the directory; safe to call twice."""
+        util.unregister_cleanup(self)
+        for p in self.procs.values():
+            if p.poll() is None:
+                try:
+                    p.send_signal(signal.SIGCONT)
+                    p.kill()
+                except OSError:
+                    pass
+        for p in self.procs.values():
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+        self.procs = {}
+        if self.dir is not None:
+            self._last_tails = {n: self.log_tail(n) for n in self.ports}
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def __repr__(self):
+        return f"KafkaCluster({self.nodes} nodes, dir={self.dir!r})"
