@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
 
 #include "pgcdc/log.h"
 
@@ -35,11 +36,14 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
         cdc_log_debug("librdkafka %s: %s", fac, buf);
 }
 
-int cdc_kafka_needs_person(const cdc_config *cfg, int err, const char *reason, cdc_error *ret)
+/* Whether err is a refusal that needs a person; then fills *ret. */
+static int needs_person(const cdc_config *cfg, int err, const char *reason, cdc_error *ret)
 {
     if (reason == NULL)
         reason = "";
-    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
+    /* a handshake cut by the network, or a token provider out of reach, is not a refusal */
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION && strstr(reason, "failed: Local:") == NULL &&
+        strstr(reason, "OAUTHBEARER token") == NULL) {
         const char *user = cdc_config_kafka_get(cfg, "sasl.username");
         const char *mech = cdc_config_kafka_get(cfg, "sasl.mechanisms");
         if (mech == NULL)
@@ -54,12 +58,12 @@ int cdc_kafka_needs_person(const cdc_config *cfg, int err, const char *reason, c
                        old_scram ? "; this librdkafka (" : "",
                        old_scram ? rd_kafka_version_str() : "",
                        old_scram ? ") is older than 2.6.1, whose SCRAM Kafka 4 brokers refuse "
-                                   "even with the right password: use librdkafka 2.6.1 or later "
-                                   "against Kafka 4"
+                                   "even with the right password: with Kafka 4 brokers use "
+                                   "librdkafka 2.6.1 or later"
                                  : "");
         cdc_err_hint(ret, "check kafka.sasl.username and kafka.sasl.password (and "
-                          "kafka.sasl.mechanisms) against the brokers' users; nothing was "
-                          "produced past the checkpoint");
+                          "kafka.sasl.mechanisms) against the brokers' users; the checkpoint "
+                          "does not pass anything undelivered");
         return 1;
     }
     if (err == RD_KAFKA_RESP_ERR__SSL && strstr(reason, "certificate verify failed")) {
@@ -73,6 +77,37 @@ int cdc_kafka_needs_person(const cdc_config *cfg, int err, const char *reason, c
         return 1;
     }
     return 0;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int cdc_kafka_refusal_note(cdc_kafka_refusals *r, const cdc_config *cfg, int err,
+                           const char *reason)
+{
+    cdc_error why = {0};
+    if (!needs_person(cfg, err, reason, &why))
+        return 0;
+    if (r->first_ms == 0) {
+        r->first_ms = mono_ms();
+        r->why = why;
+        cdc_log_warning("%s (pgcdc stops if this persists)", why.msg);
+    }
+    return 1;
+}
+
+void cdc_kafka_refusal_clear(cdc_kafka_refusals *r)
+{
+    r->first_ms = 0;
+}
+
+int cdc_kafka_refusal_persists(const cdc_kafka_refusals *r)
+{
+    return r->first_ms != 0 && mono_ms() - r->first_ms >= CDC_KAFKA_REFUSAL_MS;
 }
 
 int cdc_kafka_require_bootstrap(const cdc_config *cfg, cdc_error *err)

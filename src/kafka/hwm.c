@@ -201,21 +201,20 @@ static void nap(int ms, volatile int *stop)
         usleep(50000);
 }
 
-/* What the position reader's error callback saw that needs a person (see cdc_kafka_needs_person).
- */
+/* How long the scan retries a partition whose last message cannot be read. */
+#define READ_RETRY_MS 60000
+
+/* The position reader's error callback: refusals that need a person (cdc_kafka_refusal_note). */
 typedef struct scan_watch {
     const cdc_config *cfg;
-    int refused;
-    cdc_error why;
+    cdc_kafka_refusals refusals;
 } scan_watch;
 
 static void scan_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     (void)rk;
     scan_watch *w = opaque;
-    if (!w->refused && cdc_kafka_needs_person(w->cfg, err, reason, &w->why))
-        w->refused = 1;
-    else if (!w->refused)
+    if (!cdc_kafka_refusal_note(&w->refusals, w->cfg, err, reason))
         cdc_log_debug("kafka position reader: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err),
                       reason);
 }
@@ -225,11 +224,11 @@ static void scan_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opa
 static int refused(rd_kafka_t *rk, const scan_watch *w, cdc_error *err)
 {
     rd_kafka_poll(rk, 0);
-    if (!w->refused)
+    if (!cdc_kafka_refusal_persists(&w->refusals))
         return 0;
     if (err)
-        *err = w->why;
-    return w->why.code;
+        *err = w->refusals.why;
+    return w->refusals.why.code;
 }
 
 int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *topics,
@@ -355,7 +354,7 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
             rc = cdc_err(err, CDC_EKAFKA, "cannot read partitions: %s", rd_kafka_err2str(e));
         size_t done = 0;
-        int64_t last_log = mono_ms();
+        int64_t last_log = mono_ms(), retry_since = 0;
         while (rc == 0 && done < want) {
             if (*stop) {
                 rc = cdc_err(err, CDC_EINTERRUPTED, "stopped while reading kafka positions");
@@ -364,6 +363,17 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
             rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
             if (m == NULL && (rc = refused(rk, &watch, err)) < 0)
                 break;
+            if (m == NULL && retry_since > 0 && mono_ms() - retry_since > READ_RETRY_MS) {
+                rc = cdc_err(err, CDC_EKAFKA,
+                             "cannot read the last message of %zu kafka partitions for %d s",
+                             want - done, READ_RETRY_MS / 1000);
+                cdc_err_detail(err, "pgcdc reads the last message of every partition it writes "
+                                    "before streaming, to skip what Kafka already holds; "
+                                    "without it a replay could repeat messages");
+                cdc_err_hint(err, "see the warnings above for the partitions and why; check "
+                                  "the topics and the brokers, then start pgcdc again");
+                break;
+            }
             if (m == NULL) {
                 if (mono_ms() - last_log > 10000) {
                     cdc_log_warning("still reading the last message of kafka partitions: %zu of "
@@ -378,10 +388,12 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
             } else if (m->rkt == NULL) {
                 cdc_log_warning("reading kafka positions: %s", rd_kafka_message_errstr(m));
             } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
-                       m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+                       m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
+                       m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
                 /* the end of the partition, or its last message is gone (removed by
-                 * retention since its end was read): either way it is finished, once */
-                if (m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE)
+                 * retention since its end was read; auto.offset.reset=error reports that
+                 * as _AUTO_OFFSET_RESET): either way it is finished, once */
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                     cdc_log_warning("the last message of %s [%d] is gone (retention?): replayed "
                                     "messages in that partition are not deduplicated",
                                     rd_kafka_topic_name(m->rkt), (int)m->partition);
@@ -393,9 +405,22 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
                              rd_kafka_message_errstr(m));
                 cdc_err_hint(err, "pgcdc reads the last message of each of its partitions at "
                                   "start: allow its principal to read (Describe, Read) its topics");
+            } else if (retry_since > 0 && mono_ms() - retry_since > READ_RETRY_MS) {
+                /* never give up deduplication for a partition that could not be read:
+                 * stop instead, and say which */
+                rc =
+                    cdc_err(err, CDC_EKAFKA, "cannot read the last message of %s [%d] for %d s: %s",
+                            rd_kafka_topic_name(m->rkt), (int)m->partition, READ_RETRY_MS / 1000,
+                            rd_kafka_message_errstr(m));
+                cdc_err_detail(err, "pgcdc reads the last message of every partition it writes "
+                                    "before streaming, to skip what Kafka already holds; "
+                                    "without it a replay could repeat messages");
+                cdc_err_hint(err, "check the topic (deleted and recreated? unreadable?) and the "
+                                  "brokers, then start pgcdc again");
             } else {
-                /* leader moving, broker down, ...: never give up deduplication for a
-                 * partition that could not be read; read it again after a pause */
+                /* a broker down, a partition moving, ...: read it again after a pause */
+                if (retry_since == 0)
+                    retry_since = mono_ms();
                 cdc_log_warning("cannot read the last message of %s [%d] yet: %s; retrying",
                                 rd_kafka_topic_name(m->rkt), (int)m->partition,
                                 rd_kafka_message_errstr(m));

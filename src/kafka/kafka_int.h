@@ -23,13 +23,34 @@ int cdc_kafka_conf_build(const cdc_config *cfg, cdc_kafka_role role, rd_kafka_co
                          cdc_error *err);
 
 /*
- * Whether an error that librdkafka's error callback reported needs a person,
- * not a retry: credentials the brokers refused (SASL), or a broker
- * certificate that does not verify against the configured CA. Then *ret
- * gets the message, the settings involved (never a secret) and a hint, and
- * 1 is returned; otherwise 0 and *ret is left unchanged.
+ * Refusals that need a person, not a retry: credentials the brokers refuse
+ * (SASL), or a broker certificate that does not verify against the
+ * configured CA. One refusal may be a blip (a broker restarting before it
+ * loaded its users); one still unanswered by any success
+ * CDC_KAFKA_REFUSAL_MS later is not. librdkafka repeats an identical error
+ * only every 30 s or so, so the time is measured by the caller's checks,
+ * not by the callbacks.
  */
-int cdc_kafka_needs_person(const cdc_config *cfg, int err, const char *reason, cdc_error *ret);
+#define CDC_KAFKA_REFUSAL_MS 5000
+
+typedef struct cdc_kafka_refusals {
+    int64_t first_ms; /* when the first refusal since the last success was seen, 0 = none */
+    cdc_error why;    /* the message, the settings involved (never a secret), a hint */
+} cdc_kafka_refusals;
+
+/*
+ * Note an error from librdkafka's error callback. Returns 1 when it is a
+ * refusal that needs a person (logged as a warning the first time), 0 for
+ * any other error, which the caller handles as before.
+ */
+int cdc_kafka_refusal_note(cdc_kafka_refusals *r, const cdc_config *cfg, int err,
+                           const char *reason);
+
+/* A success (a delivery, an answer): the refusals so far were a blip. */
+void cdc_kafka_refusal_clear(cdc_kafka_refusals *r);
+
+/* 1 when a refusal has stood CDC_KAFKA_REFUSAL_MS without a success since (r->why says which). */
+int cdc_kafka_refusal_persists(const cdc_kafka_refusals *r);
 
 /* ------------------------------------------------------------------------
  * High-water marks: the source position of the last message per partition

@@ -16,11 +16,12 @@ struct cdc_producer {
     void *ctx;
     topic_meta *topics; /* metadata cache */
     size_t ntopics;
-    const cdc_config *cfg;   /* borrowed: outlives the producer */
-    int fatal;               /* a fatal error was raised */
-    cdc_error fatal_err;     /* the first one */
-    bool closing;            /* being freed: delivery reports are dropped */
-    rd_kafka_topic_t **warm; /* topic handles kept so their metadata stays known */
+    const cdc_config *cfg;       /* borrowed: outlives the producer */
+    int fatal;                   /* a fatal error was raised */
+    cdc_error fatal_err;         /* the first one */
+    cdc_kafka_refusals refusals; /* credentials or certificates refused */
+    bool closing;                /* being freed: delivery reports are dropped */
+    rd_kafka_topic_t **warm;     /* topic handles kept so their metadata stays known */
     size_t nwarm;
 };
 
@@ -55,6 +56,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         return;
     const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : NULL;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        cdc_kafka_refusal_clear(&p->refusals);
         p->on_delivery(p->ctx, seq, bytes, topic, m->partition, CDC_OK, NULL);
         return;
     }
@@ -76,14 +78,8 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         cdc_log_error("kafka producer fatal error: %s", buf);
         return;
     }
-    cdc_error why = {0};
-    if (cdc_kafka_needs_person(p->cfg, err, reason, &why)) {
-        if (!p->fatal) { /* the first one is the one reported */
-            p->fatal = 1;
-            p->fatal_err = why;
-        }
-        return;
-    }
+    if (cdc_kafka_refusal_note(&p->refusals, p->cfg, err, reason))
+        return; /* cdc_producer_fatal() stops pgcdc if it persists */
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
         err == RD_KAFKA_RESP_ERR__RESOLVE) {
         cdc_log_warning("kafka unreachable: %s (retrying; messages stay queued)", reason);
@@ -301,9 +297,13 @@ int32_t cdc_kafka_murmur2_partition(const void *key, size_t keylen, int32_t coun
 
 int cdc_producer_fatal(cdc_producer *p, cdc_error *err)
 {
+    if (!p->fatal && cdc_kafka_refusal_persists(&p->refusals)) {
+        p->fatal = 1;
+        p->fatal_err = p->refusals.why;
+    }
     if (!p->fatal)
         return 0;
-    if (err)
+    if (err && err->code == 0) /* the first error set wins */
         *err = p->fatal_err;
     return p->fatal_err.code;
 }

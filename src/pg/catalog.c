@@ -25,6 +25,38 @@ int cdc_catalog_open(const char *dsn, cdc_catalog **ret, cdc_error *err)
     return 0;
 }
 
+/*
+ * The non-NULL values of column col of res as a NULL-terminated array in one
+ * allocation (caller free()s it) in *ret; clears res either way.
+ */
+static int column_strings(PGresult *res, int col, char ***ret, cdc_error *err)
+{
+    int n = PQntuples(res);
+    size_t bytes = sizeof(char *) * (size_t)(n + 1);
+    for (int i = 0; i < n; i++)
+        if (!PQgetisnull(res, i, col))
+            bytes += strlen(PQgetvalue(res, i, col)) + 1;
+    char **arr = malloc(bytes);
+    if (arr == NULL) {
+        PQclear(res);
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    }
+    char *w = (char *)(arr + n + 1);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (PQgetisnull(res, i, col))
+            continue;
+        size_t len = strlen(PQgetvalue(res, i, col)) + 1;
+        memcpy(w, PQgetvalue(res, i, col), len);
+        arr[k++] = w;
+        w += len;
+    }
+    arr[k] = NULL;
+    PQclear(res);
+    *ret = arr;
+    return 0;
+}
+
 int cdc_catalog_primary_key(cdc_catalog *c, uint32_t relid, char ***ret_names, cdc_error *err)
 {
     char oid[16];
@@ -40,26 +72,7 @@ int cdc_catalog_primary_key(cdc_catalog *c, uint32_t relid, char ***ret_names, c
                      1, params, err);
     if (res == NULL)
         return CDC_EPG;
-    int n = PQntuples(res);
-    size_t bytes = sizeof(char *) * (size_t)(n + 1);
-    for (int i = 0; i < n; i++)
-        bytes += strlen(PQgetvalue(res, i, 0)) + 1;
-    char **names = malloc(bytes);
-    if (names == NULL) {
-        PQclear(res);
-        return cdc_err(err, CDC_ENOMEM, "out of memory");
-    }
-    char *w = (char *)(names + n + 1);
-    for (int i = 0; i < n; i++) {
-        size_t len = strlen(PQgetvalue(res, i, 0)) + 1;
-        memcpy(w, PQgetvalue(res, i, 0), len);
-        names[i] = w;
-        w += len;
-    }
-    names[n] = NULL;
-    PQclear(res);
-    *ret_names = names;
-    return 0;
+    return column_strings(res, 0, ret_names, err);
 }
 
 int cdc_catalog_publication_tables(cdc_catalog *c, const char *publication, char ***ret,
@@ -74,35 +87,13 @@ int cdc_catalog_publication_tables(cdc_catalog *c, const char *publication, char
         1, params, err);
     if (res == NULL)
         return CDC_EPG;
-    int n = PQntuples(res);
-    if (n == 0) {
+    if (PQntuples(res) == 0) {
         PQclear(res);
         cdc_err(err, CDC_ENOTFOUND, "publication \"%s\" does not exist", publication);
         cdc_err_hint(err, "create it with \"pgcdc setup\" (or sql/setup.sql)");
         return CDC_ENOTFOUND;
     }
-    size_t bytes = sizeof(char *) * (size_t)(n + 1);
-    for (int i = 0; i < n; i++)
-        bytes += strlen(PQgetvalue(res, i, 1)) + 1;
-    char **arr = malloc(bytes);
-    if (arr == NULL) {
-        PQclear(res);
-        return cdc_err(err, CDC_ENOMEM, "out of memory");
-    }
-    char *w = (char *)(arr + n + 1);
-    int k = 0;
-    for (int i = 0; i < n; i++) {
-        if (PQgetisnull(res, i, 1))
-            continue; /* a publication with no tables yet */
-        size_t len = strlen(PQgetvalue(res, i, 1)) + 1;
-        memcpy(w, PQgetvalue(res, i, 1), len);
-        arr[k++] = w;
-        w += len;
-    }
-    arr[k] = NULL;
-    PQclear(res);
-    *ret = arr;
-    return 0;
+    return column_strings(res, 1, ret, err); /* NULL: a publication with no tables yet */
 }
 
 void cdc_catalog_close(cdc_catalog *c)

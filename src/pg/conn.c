@@ -27,10 +27,10 @@ int cdc_pg_connect(const char *dsn, cdc_pg_conn_kind kind, PGconn **ret_conn, cd
     vals[n++] = dsn;
     keys[n] = "fallback_application_name";
     vals[n++] = "pgcdc";
-    if (kind == CDC_PG_REPLICATION) {
-        keys[n] = "replication";
-        vals[n++] = "database";
-    }
+    /* always set: a source.dsn that says replication=... must not turn an ordinary
+     * session into a walsender (see cdc_catalog_publication_tables) */
+    keys[n] = "replication";
+    vals[n++] = kind == CDC_PG_REPLICATION ? "database" : "false";
     keys[n] = NULL;
     vals[n] = NULL;
 
