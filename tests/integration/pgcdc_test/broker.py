@@ -13,8 +13,9 @@ Which Kafka a Broker is:
   three, topics with replication factor 3 and min.insync.replicas=2). down/up kill and restart it,
   slow() sets a produce quota; protocol-level faults (rtt, injected error
   codes, leader moves) raise unittest.SkipTest;
-- PGCDC_TEST_BROKERS=host:port: a real Kafka someone runs; every fault
-  injection raises unittest.SkipTest.
+- PGCDC_TEST_BROKERS=host:port: a real Kafka someone runs, dedicated to the
+  tests: every fault injection raises unittest.SkipTest, and the topics a test
+  made are deleted when it ends (so run the tests one at a time there).
 Test cases that cannot run without the test broker's fault injection are
 marked @testbroker_only; on a real Kafka they are left out of the run, so a
 file counts as passed only when every case it ran passed.
@@ -133,6 +134,9 @@ class Broker:
             if self.mode == "external":
                 print(f"kafka: the real Kafka of PGCDC_TEST_BROKERS={self.bootstrap}",
                       file=sys.stderr, flush=True)
+                # the topics this test makes (or pgcdc auto-creates) are deleted at close,
+                # so that the next test starts from the same cluster
+                self._topics_before = self._topic_names()
             for name, parts in self.topics.items():
                 self.create_topic(name, parts)
             return
@@ -249,9 +253,33 @@ class Broker:
             if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
 
+    def _topic_names(self):
+        from confluent_kafka.admin import AdminClient
+        md = AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=30)
+        return set(md.topics)
+
+    def _delete_new_topics(self):
+        """PGCDC_TEST_BROKERS: delete the topics that appeared since start()."""
+        from confluent_kafka.admin import AdminClient
+        before, self._topics_before = self._topics_before, None
+        new = sorted(t for t in self._topic_names() - before if not t.startswith("__"))
+        if not new:
+            return
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        for t, fut in admin.delete_topics(new, operation_timeout=30).items():
+            try:
+                fut.result(60)
+            except KafkaException as e:
+                print(f"pgcdc_test: could not delete topic {t!r}: {e}", file=sys.stderr)
+        util.wait_until(lambda: not (set(new) & self._topic_names()), timeout=60,
+                        message=f"topics {new} deleted")
+
     def close(self):
-        """SIGTERM the test broker, SIGKILL after 5 s; safe to call twice."""
+        """SIGTERM the test broker, SIGKILL after 5 s; safe to call twice. On the Kafka of
+        PGCDC_TEST_BROKERS: delete the topics the test made."""
         util.unregister_cleanup(self)
+        if self.mode == "external" and getattr(self, "_topics_before", None) is not None:
+            self._delete_new_topics()
         c, self.cluster = self.cluster, None
         if c is not None:
             self.last_cluster = c  # its log tails stay readable for diagnostics
