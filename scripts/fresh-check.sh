@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
     --reduced) reduced=1 ;;
     --results) results=$2; shift ;;
     --logs) logs=$2; shift ;;
-    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "fresh-check: unknown option \"$1\" (see --help)" >&2; exit 2 ;;
   esac
   shift
