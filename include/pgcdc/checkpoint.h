@@ -2,12 +2,13 @@
 #ifndef PGCDC_CHECKPOINT_H
 #define PGCDC_CHECKPOINT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "pgcdc/error.h"
 #include "pgcdc/lsn.h"
 
-#define CDC_CKPT_FORMAT_VERSION 1
+#define CDC_CKPT_FORMAT_VERSION 2 /* 1 is still read (as not stopped cleanly) */
 
 typedef struct cdc_checkpoint {
     int version;           /* file format version, CDC_CKPT_FORMAT_VERSION */
@@ -17,6 +18,11 @@ typedef struct cdc_checkpoint {
     char slot[128];        /* slot name */
     cdc_lsn lsn;           /* everything before this LSN is delivered */
     int64_t written_at_ms; /* Unix time of the write, milliseconds */
+    /* Written by a run as it stopped, with nothing in flight: whatever it sent
+     * to Kafka was acknowledged, so the next start need not wait for Kafka to
+     * commit messages a dead run may have left unreplicated. A run clears it
+     * before it produces anything. */
+    bool stopped_cleanly;
 } cdc_checkpoint;
 
 /*

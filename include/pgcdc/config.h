@@ -61,6 +61,7 @@ typedef struct cdc_config {
     int64_t inflight_max_messages;       /* backpressure bound, messages */
     int64_t inflight_max_bytes;          /* backpressure bound, bytes */
     int64_t shutdown_timeout;            /* ms to wait for deliveries on stop */
+    int64_t crash_recovery_wait;         /* ms, or -1 for auto (see kafka.h) */
     int64_t reconnect_backoff_min;       /* ms, first reconnect delay */
     int64_t reconnect_backoff_max;       /* ms, largest reconnect delay */
     int log_level;                       /* cdc_log_level */

@@ -31,7 +31,8 @@
     X(AGAIN, 1, "try again later")                                                                 \
     X(INTERRUPTED, 1, "interrupted")                                                               \
     X(NOTIMPL, 3, "not implemented yet")                                                           \
-    X(INTERNAL, 1, "internal error")
+    X(INTERNAL, 1, "internal error")                                                               \
+    X(KAFKARESET, 1, "the kafka producer failed and must be replaced")
 
 typedef enum cdc_errno {
     CDC_OK = 0,

@@ -9,11 +9,15 @@
 #include "pgcdc/config.h"
 #include "pgcdc/error.h"
 
-/* Producer defaults pgcdc applies unless the configuration sets them. */
+/* Producer defaults pgcdc applies unless the configuration sets them. enable.gapless.guarantee:
+ * when the broker refuses a batch for good, librdkafka would otherwise start a new producer
+ * epoch and let the batches behind it in, so Kafka would hold a gap instead of a prefix (the
+ * restart's mark would be past the refused messages). With it the producer fails instead. */
 #define CDC_KAFKA_DEFAULTS_INIT                                                                    \
     {                                                                                              \
         {"enable.idempotence", "true"}, {"acks", "all"}, {"message.timeout.ms", "0"},              \
-            {"queue.buffering.max.messages", "1000000"}, {"sticky.partitioning.linger.ms", "0"},   \
+            {"enable.gapless.guarantee", "true"}, {"queue.buffering.max.messages", "1000000"},     \
+            {"sticky.partitioning.linger.ms", "0"},                                                \
     }
 
 /*
@@ -105,10 +109,15 @@ void cdc_producer_warm(cdc_producer *p, const char *const *topics, size_t ntopic
 int32_t cdc_kafka_murmur2_partition(const void *key, size_t keylen, int32_t count);
 
 /*
- * The first fatal producer error (idempotence broken, fenced) if one
- * happened: returns CDC_EKAFKAFATAL with err set, else 0.
+ * The first fatal producer error if one happened, with err set, else 0:
+ * CDC_EKAFKARESET when a new producer can carry on (librdkafka lost track of
+ * its sequence numbers: a leader lost messages it had not acknowledged, or a
+ * gap would follow a failed batch), CDC_EKAFKAFATAL when a person is needed.
+ * After CDC_EKAFKARESET, cdc_producer_purge() fails what is still queued (as
+ * CDC_EKAFKARESET deliveries) so that the caller can drain and start over.
  */
 int cdc_producer_fatal(cdc_producer *p, cdc_error *err);
+void cdc_producer_purge(cdc_producer *p);
 
 /*
  * Wait up to flush_timeout_ms for queued messages, drop what is left (its

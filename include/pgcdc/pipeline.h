@@ -20,6 +20,9 @@ typedef struct cdc_sink_source {
     const char *slot;          /* slot name */
     const char *const *tables; /* published "schema.table" names, NULL-terminated */
     volatile int *stop;        /* becomes non-zero when pgcdc is asked to stop */
+    /* Monotonic ms (cdc_now_ms) until which an earlier run may have been sending without
+     * having every message acknowledged (it did not stop cleanly); 0 when none did. */
+    int64_t unclean_until_ms;
 } cdc_sink_source;
 
 /*

@@ -38,9 +38,10 @@ static int render(const cdc_checkpoint *c, char *buf, size_t sz)
                            "database = %s\n"
                            "slot = %s\n"
                            "lsn = %s\n"
-                           "written_at_ms = %" PRId64 "\n",
+                           "written_at_ms = %" PRId64 "\n"
+                           "stopped_cleanly = %d\n",
                      CDC_CKPT_FORMAT_VERSION, c->system_id, c->timeline, c->database, c->slot,
-                     cdc_lsn_format(c->lsn, lsn), c->written_at_ms);
+                     cdc_lsn_format(c->lsn, lsn), c->written_at_ms, c->stopped_cleanly ? 1 : 0);
     return n < 0 || (size_t)n >= sz ? -1 : n;
 }
 
@@ -167,6 +168,11 @@ static int parse_line(cdc_checkpoint *c, char *line, unsigned *seen)
         if (*end)
             return -1;
         *seen |= 32;
+    } else if (strcmp(k, "stopped_cleanly") == 0 && c->version >= 2) {
+        if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+            return -1;
+        c->stopped_cleanly = v[0] == '1';
+        *seen |= 64;
     } else {
         return -1;
     }
@@ -206,15 +212,18 @@ int cdc_ckpt_read(const char *path, cdc_checkpoint *ret, cdc_error *err)
     if (line == NULL || strncmp(line, MAGIC " ", strlen(MAGIC) + 1) != 0)
         goto corrupt;
     c.version = atoi(line + strlen(MAGIC) + 1);
-    if (c.version != CDC_CKPT_FORMAT_VERSION)
+    if (c.version < 1 || c.version > CDC_CKPT_FORMAT_VERSION)
         return cdc_err(err, CDC_EPROTO,
-                       "checkpoint file \"%s\" has format version %d; this pgcdc reads version %d",
+                       "checkpoint file \"%s\" has format version %d; this pgcdc reads versions "
+                       "1 to %d",
                        path, c.version, CDC_CKPT_FORMAT_VERSION);
     while ((line = strtok_r(NULL, "\n", &save)) != NULL)
         if (parse_line(&c, line, &seen) < 0)
             goto corrupt;
-    if (seen != 63)
+    /* version 1 has no stopped_cleanly line: read as not stopped cleanly */
+    if (seen != (c.version >= 2 ? 127u : 63u))
         goto corrupt;
+    c.version = CDC_CKPT_FORMAT_VERSION;
     *ret = c;
     return 0;
 

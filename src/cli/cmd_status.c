@@ -341,6 +341,11 @@ static void print_text(const status *st)
         printf("  database:            %s\n", st->ckpt.database);
         printf("  system identifier:   %" PRIu64 "\n", st->ckpt.system_id);
         printf("  written at:          %s\n", format_ms(st->ckpt.written_at_ms, b2, sizeof(b2)));
+        printf("  last run:            %s\n",
+               st->ckpt.stopped_cleanly
+                   ? "stopped cleanly (everything it sent was acknowledged)"
+                   : "running, or did not stop cleanly (the next start waits for replicated "
+                     "topics: crash.recovery.wait)");
     } else if (st->ckpt_rc == CDC_ENOTFOUND) {
         printf("  (none yet: pgcdc start begins at the slot's position)\n");
     }
@@ -547,6 +552,7 @@ static void print_json(const status *st)
         json_kv_int("timeline", st->ckpt.timeline, false, &g);
         json_kv_str("written_at", format_ms(st->ckpt.written_at_ms, buf, sizeof(buf)), &g);
         json_kv_int("written_at_ms", st->ckpt.written_at_ms, false, &g);
+        json_kv_bool("stopped_cleanly", st->ckpt.stopped_cleanly, &g);
     } else if (st->ckpt_rc != CDC_ENOTFOUND) {
         json_kv_str("error", st->ckpt_err.msg, &g);
     }

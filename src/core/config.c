@@ -15,10 +15,11 @@
 typedef enum key_type {
     KT_STRING,
     KT_BOOL,
-    KT_INT,      /* plain integer */
-    KT_SIZE,     /* bytes, optional k/M/G suffix (powers of 1024) */
-    KT_DURATION, /* milliseconds, optional ms/s/m/h suffix; bare number = ms */
-    KT_ENUM,     /* index into choices */
+    KT_INT,           /* plain integer */
+    KT_SIZE,          /* bytes, optional k/M/G suffix (powers of 1024) */
+    KT_DURATION,      /* milliseconds, optional ms/s/m/h suffix; bare number = ms */
+    KT_AUTO_DURATION, /* "auto" (stored as -1) or a KT_DURATION */
+    KT_ENUM,          /* index into choices */
 } key_type;
 
 typedef struct key_def {
@@ -69,6 +70,10 @@ static const key_def keys[] = {
      "most bytes awaiting a delivery report before reading pauses (key, value, ~512 overhead)"},
     {"shutdown.timeout", KT_DURATION, OFF(shutdown_timeout), "30s", NULL, 0, 86400000,
      "how long a clean stop waits for outstanding deliveries"},
+    {"crash.recovery.wait", KT_AUTO_DURATION, OFF(crash_recovery_wait), "auto", NULL, 0, 3600000,
+     "after a run that did not stop cleanly, how long from the start to wait before reading "
+     "the last message of each partition (auto: 1.5 x the brokers' replica.lag.time.max.ms "
+     "+ 2s, and none when every partition has one replica)"},
     {"reconnect.backoff.min", KT_DURATION, OFF(reconnect_backoff_min), "500ms", NULL, 1, 3600000,
      "first delay before reconnecting to postgresql after a transient error"},
     {"reconnect.backoff.max", KT_DURATION, OFF(reconnect_backoff_max), "30s", NULL, 1, 3600000,
@@ -229,16 +234,23 @@ static int set_value(cdc_config *cfg, const key_def *k, const char *value, const
         *(int *)base = i;
         return 0;
     }
+    case KT_AUTO_DURATION:
+        if (strcmp(value, "auto") == 0) {
+            *(int64_t *)base = -1;
+            return 0;
+        }
+        /* fall through */
     case KT_INT:
     case KT_SIZE:
     case KT_DURATION: {
-        const char *const *units = k->type == KT_SIZE       ? size_units
-                                   : k->type == KT_DURATION ? dur_units
-                                                            : NULL;
+        bool dur = k->type == KT_DURATION || k->type == KT_AUTO_DURATION;
+        const char *const *units = k->type == KT_SIZE ? size_units : dur ? dur_units : NULL;
         const int64_t *mult = k->type == KT_SIZE ? size_mult : dur_mult;
-        const char *what = k->type == KT_SIZE       ? "a size such as 65536, 512k or 32M"
-                           : k->type == KT_DURATION ? "a duration such as 500ms, 10s or 5m"
-                                                    : "an integer";
+        const char *what = k->type == KT_SIZE ? "a size such as 65536, 512k or 32M"
+                           : k->type == KT_AUTO_DURATION
+                               ? "auto, or a duration such as 500ms, 10s or 5m"
+                           : dur ? "a duration such as 500ms, 10s or 5m"
+                                 : "an integer";
         if (parse_scaled(value, units, mult, &n) < 0) {
             cdc_err(err, CDC_ECONFIG, "%s: invalid value \"%s\" for key \"%s\"", origin, value,
                     k->name);
@@ -250,9 +262,9 @@ static int set_value(cdc_config *cfg, const key_def *k, const char *value, const
                     "%s: value \"%s\" for key \"%s\" is out of range (%" PRId64 " to %" PRId64
                     "%s)",
                     origin, value, k->name, k->min, k->max,
-                    k->type == KT_SIZE       ? " bytes"
-                    : k->type == KT_DURATION ? " ms"
-                                             : "");
+                    k->type == KT_SIZE ? " bytes"
+                    : dur              ? " ms"
+                                       : "");
             return CDC_ECONFIG;
         }
         *(int64_t *)base = n;
@@ -659,6 +671,12 @@ static void print_value(const cdc_config *cfg, const key_def *k, FILE *out)
     case KT_INT: fprintf(out, "%" PRId64, *(const int64_t *)base); break;
     case KT_SIZE: fprintf(out, "%" PRId64, *(const int64_t *)base); break;
     case KT_DURATION: fprintf(out, "%" PRId64 "ms", *(const int64_t *)base); break;
+    case KT_AUTO_DURATION:
+        if (*(const int64_t *)base < 0)
+            fprintf(out, "auto");
+        else
+            fprintf(out, "%" PRId64 "ms", *(const int64_t *)base);
+        break;
     }
 }
 

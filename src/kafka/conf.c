@@ -13,7 +13,8 @@ static const char *const producer_defaults[][2] = CDC_KAFKA_DEFAULTS_INIT;
 static int role_skips(cdc_kafka_role role, const char *key)
 {
     static const char *const producer_only[] = {
-        "enable.idempotence", "acks", "partitioner", "linger.ms", "compression.type", NULL};
+        "enable.idempotence", "enable.gapless.guarantee", "acks", "partitioner",
+        "linger.ms",          "compression.type",         NULL};
     if (role == CDC_KAFKA_CONSUMER)
         for (int i = 0; producer_only[i]; i++)
             if (strcmp(key, producer_only[i]) == 0)
@@ -30,7 +31,11 @@ static int role_skips(cdc_kafka_role role, const char *key)
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
-    if (level <= 4 && strcmp(fac, "FAIL") != 0)
+    /* pgcdc sets enable.gapless.guarantee itself (see kafka.h); the error callback logs
+     * FATAL errors */
+    bool ours = (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "enable.gapless.guarantee")) ||
+                strcmp(fac, "FATAL") == 0;
+    if (level <= 4 && strcmp(fac, "FAIL") != 0 && !ours)
         cdc_log_warning("librdkafka %s: %s", fac, buf);
     else
         cdc_log_debug("librdkafka %s: %s", fac, buf);
@@ -79,7 +84,7 @@ static int needs_person(const cdc_config *cfg, int err, const char *reason, cdc_
     return 0;
 }
 
-static int64_t mono_ms(void)
+int64_t cdc_kafka_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -93,7 +98,7 @@ int cdc_kafka_refusal_note(cdc_kafka_refusals *r, const cdc_config *cfg, int err
     if (!needs_person(cfg, err, reason, &why))
         return 0;
     if (r->first_ms == 0) {
-        r->first_ms = mono_ms();
+        r->first_ms = cdc_kafka_mono_ms();
         r->why = why;
         cdc_log_warning("%s (pgcdc stops if this persists)", why.msg);
     }
@@ -107,7 +112,7 @@ void cdc_kafka_refusal_clear(cdc_kafka_refusals *r)
 
 int cdc_kafka_refusal_persists(const cdc_kafka_refusals *r)
 {
-    return r->first_ms != 0 && mono_ms() - r->first_ms >= CDC_KAFKA_REFUSAL_MS;
+    return r->first_ms != 0 && cdc_kafka_mono_ms() - r->first_ms >= CDC_KAFKA_REFUSAL_MS;
 }
 
 int cdc_kafka_require_bootstrap(const cdc_config *cfg, cdc_error *err)

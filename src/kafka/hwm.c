@@ -187,13 +187,6 @@ static bool mark_done(cdc_hwm *hwm, const char *topic, int32_t partition)
     return true;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Sleep up to ms in small steps so a stop request is seen promptly. */
 static void nap(int ms, volatile int *stop)
 {
@@ -231,8 +224,143 @@ static int refused(rd_kafka_t *rk, const scan_watch *w, cdc_error *err)
     return w->refusals.why.code;
 }
 
+/* Kafka's default replica.lag.time.max.ms, assumed when the brokers' cannot be read. */
+#define KAFKA_DEFAULT_REPLICA_LAG_MS 30000
+
+/* True when a partition of topics has more than one replica. */
+static bool replicated(const struct rd_kafka_metadata *md, const char *const *topics,
+                       size_t ntopics)
+{
+    for (int k = 0; k < md->topic_cnt; k++) {
+        bool wanted = false;
+        for (size_t i = 0; i < ntopics && !wanted; i++)
+            wanted = strcmp(md->topics[k].topic, topics[i]) == 0;
+        for (int p = 0; wanted && p < md->topics[k].partition_cnt; p++)
+            if (md->topics[k].partitions[p].replica_cnt > 1)
+                return true;
+    }
+    return false;
+}
+
+/* replica.lag.time.max.ms of broker id (one DescribeConfigs), or -1 with the reason in why. */
+static int64_t replica_lag_of(rd_kafka_t *rk, rd_kafka_queue_t *q, int32_t id, char *why,
+                              size_t whysz)
+{
+    char name[16];
+    snprintf(name, sizeof(name), "%d", (int)id);
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_BROKER, name);
+    if (res == NULL) {
+        snprintf(why, whysz, "out of memory");
+        return -1;
+    }
+    rd_kafka_DescribeConfigs(rk, &res, 1, NULL, q);
+    rd_kafka_ConfigResource_destroy(res);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
+    int64_t lag = -1;
+    snprintf(why, whysz, "broker %d does not say", (int)id);
+    if (ev == NULL) {
+        snprintf(why, whysz, "broker %d did not answer in 15 s", (int)id);
+        return -1;
+    }
+    if (rd_kafka_event_error(ev)) {
+        snprintf(why, whysz, "%s", rd_kafka_event_error_string(ev));
+    } else {
+        size_t nr = 0;
+        const rd_kafka_ConfigResource_t **got = rd_kafka_DescribeConfigs_result_resources(
+            rd_kafka_event_DescribeConfigs_result(ev), &nr);
+        for (size_t i = 0; i < nr; i++) {
+            if (rd_kafka_ConfigResource_error(got[i])) {
+                snprintf(why, whysz, "%s", rd_kafka_ConfigResource_error_string(got[i]));
+                continue;
+            }
+            size_t ne = 0;
+            const rd_kafka_ConfigEntry_t **e = rd_kafka_ConfigResource_configs(got[i], &ne);
+            for (size_t k = 0; k < ne; k++) {
+                const char *v = rd_kafka_ConfigEntry_value(e[k]);
+                if (v && strcmp(rd_kafka_ConfigEntry_name(e[k]), "replica.lag.time.max.ms") == 0)
+                    lag = atoll(v);
+            }
+        }
+    }
+    rd_kafka_event_destroy(ev);
+    return lag;
+}
+
+/* The largest replica.lag.time.max.ms of the brokers in md (librdkafka asks one broker per
+ * call), or -1 with the reason in why. */
+static int64_t replica_lag_max(rd_kafka_t *rk, const struct rd_kafka_metadata *md, char *why,
+                               size_t whysz)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    int64_t lag = -1;
+    snprintf(why, whysz, "no broker in the metadata");
+    for (int i = 0; q != NULL && i < md->broker_cnt; i++) {
+        int64_t one = replica_lag_of(rk, q, md->brokers[i].id, why, whysz);
+        if (one < 0) {
+            lag = -1;
+            break;
+        }
+        if (one > lag)
+            lag = one;
+    }
+    if (q)
+        rd_kafka_queue_destroy(q);
+    return lag;
+}
+
+/*
+ * After a run that may have died with messages in flight (settle_from > 0, when it may still
+ * have been sending), wait before reading ends: the partition leader may hold messages of that
+ * run which its followers have not fetched yet. Consumers see a partition only up to its high
+ * watermark, so those would look absent and be written again. Within replica.lag.time.max.ms a
+ * follower in the ISR has them or is dropped from the ISR (checked every half of it), and
+ * either way the high watermark passes them.
+ */
+static int settle(rd_kafka_t *rk, const cdc_config *cfg, const struct rd_kafka_metadata *md,
+                  const char *const *topics, size_t ntopics, int64_t settle_from,
+                  volatile int *stop, cdc_error *err)
+{
+    if (settle_from <= 0 || cfg->crash_recovery_wait == 0 || !replicated(md, topics, ntopics))
+        return 0;
+    int64_t wait = cfg->crash_recovery_wait;
+    char how[160];
+    if (wait < 0) {
+        char why[256];
+        int64_t lag = replica_lag_max(rk, md, why, sizeof(why));
+        if (lag < 0) {
+            cdc_log_warning("cannot read the brokers' replica.lag.time.max.ms (%s): assuming "
+                            "Kafka's default %d ms; set crash.recovery.wait to choose",
+                            why, KAFKA_DEFAULT_REPLICA_LAG_MS);
+            lag = KAFKA_DEFAULT_REPLICA_LAG_MS;
+        }
+        wait = lag * 3 / 2 + 2000;
+        snprintf(how, sizeof(how), "1.5 x replica.lag.time.max.ms %lld ms + 2 s", (long long)lag);
+    } else {
+        snprintf(how, sizeof(how), "crash.recovery.wait");
+    }
+    int64_t until = settle_from + wait, now = cdc_kafka_mono_ms();
+    if (now >= until)
+        return 0;
+    cdc_log_info("the last run did not stop cleanly: waiting %.1f s (%s) for kafka to commit "
+                 "what it may have sent, before reading the last message of each partition",
+                 (double)(until - now) / 1000.0, how);
+    int64_t last_log = now;
+    while ((now = cdc_kafka_mono_ms()) < until) {
+        if (*stop)
+            return cdc_err(err, CDC_EINTERRUPTED, "stopped while waiting for kafka");
+        if (now - last_log >= 10000) {
+            cdc_log_info("waiting for kafka to commit the last run's messages: %.0f s left",
+                         (double)(until - now) / 1000.0);
+            last_log = now;
+        }
+        nap(200, stop);
+    }
+    return 0;
+}
+
 int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *topics,
-                 size_t ntopics, cdc_hwm *hwm, volatile int *stop, cdc_error *err)
+                 size_t ntopics, cdc_hwm *hwm, int64_t settle_from, volatile int *stop,
+                 cdc_error *err)
 {
     scan_watch watch = {.cfg = cfg};
     char errstr[512];
@@ -257,7 +385,7 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
         rd_kafka_conf_destroy(conf);
         return cdc_err(err, CDC_ECONFIG, "cannot create the kafka consumer: %s", errstr);
     }
-    int64_t t0 = mono_ms();
+    int64_t t0 = cdc_kafka_mono_ms();
 
     /* 1. partition counts: one metadata request for the whole cluster */
     const struct rd_kafka_metadata *md = NULL;
@@ -306,6 +434,8 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
         for (int32_t p = 0; p < parts; p++)
             rd_kafka_topic_partition_list_add(ends, topics[i], p)->offset = RD_KAFKA_OFFSET_END;
     }
+    if (rc == 0)
+        rc = settle(rk, cfg, md, topics, ntopics, settle_from, stop, err);
     rd_kafka_metadata_destroy(md);
     scanned = (size_t)ends->cnt;
 
@@ -354,7 +484,7 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
             rc = cdc_err(err, CDC_EKAFKA, "cannot read partitions: %s", rd_kafka_err2str(e));
         size_t done = 0;
-        int64_t last_log = mono_ms(), retry_since = 0;
+        int64_t last_log = cdc_kafka_mono_ms(), retry_since = 0;
         while (rc == 0 && done < want) {
             if (*stop) {
                 rc = cdc_err(err, CDC_EINTERRUPTED, "stopped while reading kafka positions");
@@ -363,7 +493,7 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
             rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
             if (m == NULL && (rc = refused(rk, &watch, err)) < 0)
                 break;
-            if (m == NULL && retry_since > 0 && mono_ms() - retry_since > READ_RETRY_MS) {
+            if (m == NULL && retry_since > 0 && cdc_kafka_mono_ms() - retry_since > READ_RETRY_MS) {
                 rc = cdc_err(err, CDC_EKAFKA,
                              "cannot read the last message of %zu kafka partitions for %d s",
                              want - done, READ_RETRY_MS / 1000);
@@ -375,11 +505,11 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
                 break;
             }
             if (m == NULL) {
-                if (mono_ms() - last_log > 10000) {
+                if (cdc_kafka_mono_ms() - last_log > 10000) {
                     cdc_log_warning("still reading the last message of kafka partitions: %zu of "
                                     "%zu done",
                                     done, want);
-                    last_log = mono_ms();
+                    last_log = cdc_kafka_mono_ms();
                 }
                 continue;
             }
@@ -405,7 +535,7 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
                              rd_kafka_message_errstr(m));
                 cdc_err_hint(err, "pgcdc reads the last message of each of its partitions at "
                                   "start: allow its principal to read (Describe, Read) its topics");
-            } else if (retry_since > 0 && mono_ms() - retry_since > READ_RETRY_MS) {
+            } else if (retry_since > 0 && cdc_kafka_mono_ms() - retry_since > READ_RETRY_MS) {
                 /* never give up deduplication for a partition that could not be read:
                  * stop instead, and say which */
                 rc =
@@ -420,7 +550,7 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
             } else {
                 /* a broker down, a partition moving, ...: read it again after a pause */
                 if (retry_since == 0)
-                    retry_since = mono_ms();
+                    retry_since = cdc_kafka_mono_ms();
                 cdc_log_warning("cannot read the last message of %s [%d] yet: %s; retrying",
                                 rd_kafka_topic_name(m->rkt), (int)m->partition,
                                 rd_kafka_message_errstr(m));
@@ -445,8 +575,8 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
         cdc_log_info(
             "read the last message of %zu partitions (%zu not empty) in %zu topics in %lld "
             "ms; newest position from this source: %s #%llu",
-            scanned, want, ntopics, (long long)(mono_ms() - t0), cdc_lsn_format(hwm->max.lsn, lsn),
-            (unsigned long long)hwm->max.ordinal);
+            scanned, want, ntopics, (long long)(cdc_kafka_mono_ms() - t0),
+            cdc_lsn_format(hwm->max.lsn, lsn), (unsigned long long)hwm->max.ordinal);
     }
     return rc;
 }

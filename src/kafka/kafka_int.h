@@ -58,6 +58,9 @@ int cdc_kafka_refusal_persists(const cdc_kafka_refusals *r);
 
 #include "pgcdc/lsn.h"
 
+/* CLOCK_MONOTONIC in milliseconds (the clock of cdc_now_ms and cdc_sink_source). */
+int64_t cdc_kafka_mono_ms(void);
+
 /* A message's source position: commit LSN, then ordinal inside the transaction. */
 typedef struct cdc_position {
     cdc_lsn lsn;
@@ -96,9 +99,15 @@ static inline int cdc_position_cmp(cdc_position a, cdc_position b)
  * produced by source (the pgcdc.source header). Retries while the cluster is unreachable, logging
  * each attempt, until *stop becomes non-zero (then CDC_EINTERRUPTED).
  * Adds to hwm (which may already hold other topics).
+ *
+ * settle_from > 0 (monotonic ms) says an earlier run may have died with messages in flight and
+ * may have been sending until then: when a partition is replicated, the scan first waits until
+ * settle_from + crash.recovery.wait (auto: 1.5 x the brokers' replica.lag.time.max.ms + 2 s), so
+ * that Kafka has committed whatever that run left in a leader's log (see docs/DESIGN.md).
  */
 int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *topics,
-                 size_t ntopics, cdc_hwm *hwm, volatile int *stop, cdc_error *err);
+                 size_t ntopics, cdc_hwm *hwm, int64_t settle_from, volatile int *stop,
+                 cdc_error *err);
 /* The entry of topic, or NULL when it was never scanned. */
 const cdc_hwm_topic *cdc_hwm_find(const cdc_hwm *hwm, const char *topic);
 void cdc_hwm_free(cdc_hwm *hwm);

@@ -18,6 +18,7 @@ struct cdc_producer {
     size_t ntopics;
     const cdc_config *cfg;       /* borrowed: outlives the producer */
     int fatal;                   /* a fatal error was raised */
+    bool restartable;            /* ... and a new producer can carry on */
     cdc_error fatal_err;         /* the first one */
     cdc_kafka_refusals refusals; /* credentials or certificates refused */
     bool closing;                /* being freed: delivery reports are dropped */
@@ -46,6 +47,27 @@ static int is_permanent(rd_kafka_resp_err_t e)
     }
 }
 
+/*
+ * Fatal errors a new producer recovers from. librdkafka raises them when it can no longer
+ * reason about its sequence numbers (a leader lost messages it never acknowledged, the
+ * broker forgot the producer id) or when going on would leave a gap behind a failed batch
+ * (enable.gapless.guarantee). Kafka still holds a prefix of what pgcdc sent to each
+ * partition, so a new producer replaying from the checkpoint, after the scan, is exact. A
+ * refused message (too large, not authorised) fails its own delivery with that reason, and
+ * that stops pgcdc before this matters.
+ */
+static bool restartable(rd_kafka_resp_err_t orig)
+{
+    switch (orig) {
+    case RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID:
+    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
+    case RD_KAFKA_RESP_ERR__GAPLESS_GUARANTEE:
+    case RD_KAFKA_RESP_ERR__INCONSISTENT: return true;
+    default: return false;
+    }
+}
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
@@ -61,6 +83,9 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         return;
     }
     int code = is_permanent(m->err) ? CDC_EKAFKAFATAL : CDC_EKAFKA;
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL || m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+        m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT || restartable(m->err))
+        code = CDC_EKAFKARESET; /* failed with the producer, not refused: see error_cb */
     p->on_delivery(p->ctx, seq, bytes, topic, m->partition, code, rd_kafka_err2str(m->err));
 }
 
@@ -72,8 +97,17 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
         if (!p->fatal) {
             p->fatal = 1;
-            cdc_err(&p->fatal_err, CDC_EKAFKAFATAL, "kafka producer failed for good: %s: %s",
-                    rd_kafka_err2name(orig), buf);
+            p->restartable = restartable(orig);
+            if (p->restartable) {
+                cdc_err(&p->fatal_err, CDC_EKAFKARESET, "the kafka producer failed: %s: %s",
+                        rd_kafka_err2name(orig), buf);
+                cdc_err_detail(&p->fatal_err,
+                               "pgcdc replaces it and replays from its checkpoint, skipping "
+                               "what Kafka holds");
+            } else {
+                cdc_err(&p->fatal_err, CDC_EKAFKAFATAL, "kafka producer failed for good: %s: %s",
+                        rd_kafka_err2name(orig), buf);
+            }
         }
         cdc_log_error("kafka producer fatal error: %s", buf);
         return;
@@ -293,6 +327,12 @@ int32_t cdc_kafka_murmur2_partition(const void *key, size_t keylen, int32_t coun
     if (count <= 0)
         return -1;
     return (int32_t)((murmur2(key, keylen) & 0x7fffffffu) % (uint32_t)count);
+}
+
+void cdc_producer_purge(cdc_producer *p)
+{
+    rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
+                              RD_KAFKA_PURGE_F_NON_BLOCKING);
 }
 
 int cdc_producer_fatal(cdc_producer *p, cdc_error *err)

@@ -85,10 +85,15 @@ typedef struct kafka_sink {
     char *source;            /* pgcdc.source header: "<system id>/<database>/<slot>" */
     cdc_hwm hwm;             /* last position per partition found at start */
     volatile int *stop;      /* the pipeline's stop flag */
+    int64_t unclean_until;   /* cdc_sink_source.unclean_until_ms: scans wait for Kafka */
     uint64_t skipped;        /* replayed messages already in Kafka, not sent again */
     uint64_t inflight_bytes; /* bytes awaiting delivery, with librdkafka's overhead */
     cdc_error failure;       /* first failed delivery; stops the pipeline */
     bool failure_reported;   /* failure was returned once by poll() */
+    bool replace_producer;   /* the producer failed (CDC_EKAFKARESET): open() makes a new one */
+    int64_t replaced_at;     /* cdc_kafka_mono_ms() when open() last replaced it, 0 if never */
+    bool reset_seen;         /* a delivery failed with the producer (CDC_EKAFKARESET) */
+    char reset_reason[256];  /* the first such failure */
     bool warmed;             /* the producer knows the topics' metadata */
     latency_hist latency;    /* commit to delivery report */
 } kafka_sink;
@@ -119,6 +124,14 @@ static void on_delivery(void *ctx, uint64_t seq, size_t bytes, const char *topic
     }
     /* Never acknowledged: the checkpoint cannot pass this transaction. */
     cdc_tracker_fail(s->base.tracker, seq);
+    if (err == CDC_EKAFKARESET) {
+        /* failed with the producer (its fatal error follows), not refused: poll() replaces it */
+        if (!s->reset_seen)
+            snprintf(s->reset_reason, sizeof(s->reset_reason), "%s [%d]: %s", topic ? topic : "?",
+                     (int)partition, reason ? reason : "unknown error");
+        s->reset_seen = true;
+        return;
+    }
     if (s->failure.code == 0) {
         char part[24] = "";
         if (partition >= 0)
@@ -222,8 +235,23 @@ static int32_t partition_of(const cdc_hwm_topic *t, const cdc_buf *key, bool key
 }
 
 /*
+ * The LSN of an event's position. A non-transactional logical message takes its own LSN
+ * minus one: PostgreSQL gives it the end of its WAL record, which is where the next record
+ * starts, and that can be the commit record of a transaction sent after it (whose first
+ * event then has the same LSN and ordinal 0). No record starts at that LSN minus one (it is
+ * inside the message's record), so no transaction commits there, and everything sent before
+ * the message committed before its record began. See docs/DESIGN.md, "Positions".
+ */
+static cdc_lsn position_lsn(const cdc_event *ev)
+{
+    if (ev->op == CDC_EVENT_MESSAGE && !ev->message.transactional && ev->commit_lsn > 0)
+        return ev->commit_lsn - 1;
+    return ev->commit_lsn;
+}
+
+/*
  * Send one message (value NULL = tombstone) of transaction seq. Its position
- * is (commit LSN, event ordinal * 4 + sub), sub numbering the messages one
+ * is (position_lsn, event ordinal * 4 + sub), sub numbering the messages one
  * event makes (delete, tombstone, create). A message at or below the last
  * position this source wrote to its partition is already in Kafka (a replay
  * after a crash) and is skipped.
@@ -233,14 +261,14 @@ static int send_one(kafka_sink *s, const cdc_event *ev, uint64_t seq, unsigned s
                     cdc_error *err)
 {
     char ord[24];
-    cdc_position pos = {ev->commit_lsn, ev->ordinal * 4 + sub};
+    cdc_position pos = {position_lsn(ev), ev->ordinal * 4 + sub};
     int32_t partition = RD_KAFKA_PARTITION_UA;
     const cdc_hwm_topic *t = cdc_hwm_find(&s->hwm, s->topic.data);
 
     if (t == NULL && cdc_position_cmp(pos, s->hwm.max) <= 0) {
         /* a topic not scanned at start (table added since): read its positions now */
         const char *one[1] = {s->topic.data};
-        int rc = cdc_hwm_scan(s->cfg, s->source, one, 1, &s->hwm, s->stop, err);
+        int rc = cdc_hwm_scan(s->cfg, s->source, one, 1, &s->hwm, s->unclean_until, s->stop, err);
         if (rc < 0)
             return rc;
         t = cdc_hwm_find(&s->hwm, s->topic.data);
@@ -253,9 +281,9 @@ static int send_one(kafka_sink *s, const cdc_event *ev, uint64_t seq, unsigned s
         }
     }
 
-    if (s->lsn_cached != ev->commit_lsn || s->lsn_text[0] == '\0') {
-        cdc_lsn_format(ev->commit_lsn, s->lsn_text);
-        s->lsn_cached = ev->commit_lsn;
+    if (s->lsn_cached != pos.lsn || s->lsn_text[0] == '\0') {
+        cdc_lsn_format(pos.lsn, s->lsn_text);
+        s->lsn_cached = pos.lsn;
     }
     size_t ordlen = u64_text(pos.ordinal, ord);
     cdc_kafka_header h[4] = {
@@ -372,7 +400,18 @@ static int ks_poll(cdc_sink *base, int timeout_ms, cdc_error *err)
             *err = s->failure;
         return s->failure.code;
     }
-    return cdc_producer_fatal(s->producer, err);
+    if (s->replace_producer)
+        return 0; /* reported once; the pipeline drains what was purged, then reopens */
+    int rc = cdc_producer_fatal(s->producer, err);
+    if (rc == 0 && s->reset_seen) {
+        /* a delivery failed on the producer's sequence numbers without a fatal error (yet) */
+        rc = cdc_err(err, CDC_EKAFKARESET, "the kafka producer failed: %s", s->reset_reason);
+    }
+    if (rc == CDC_EKAFKARESET) {
+        s->replace_producer = true;
+        cdc_producer_purge(s->producer);
+    }
+    return rc;
 }
 
 static bool ks_busy(cdc_sink *base)
@@ -393,6 +432,23 @@ static int ks_open(cdc_sink *base, const cdc_sink_source *src, cdc_error *err)
     s->dbname = strdup(src->dbname);
     s->source = strdup(tag);
     s->stop = src->stop;
+    s->unclean_until = src->unclean_until_ms;
+    if (s->replace_producer) {
+        /* what the failed producer sent may sit unreplicated in a leader's log: the scan
+         * waits for it as after a crash */
+        cdc_producer_free(s->producer, 0);
+        s->producer = NULL;
+        s->warmed = false;
+        int prc = cdc_producer_new(s->cfg, on_delivery, s, &s->producer, err);
+        if (prc < 0)
+            return prc;
+        s->replace_producer = false;
+        s->reset_seen = false;
+        s->replaced_at = cdc_kafka_mono_ms();
+        cdc_log_info("started a new kafka producer");
+    }
+    if (s->replaced_at > s->unclean_until)
+        s->unclean_until = s->replaced_at;
     if (s->dbname == NULL || s->source == NULL)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
     cdc_source_info info = {
@@ -418,8 +474,8 @@ static int ks_open(cdc_sink *base, const cdc_sink_source *src, cdc_error *err)
     if (rc == 0 && asprintf(&topics[n], "%s.message", s->cfg->topic_prefix) < 0)
         rc = cdc_err(err, CDC_ENOMEM, "out of memory");
     if (rc == 0)
-        rc = cdc_hwm_scan(s->cfg, s->source, (const char *const *)topics, n + 1, &s->hwm, s->stop,
-                          err);
+        rc = cdc_hwm_scan(s->cfg, s->source, (const char *const *)topics, n + 1, &s->hwm,
+                          s->unclean_until, s->stop, err);
     if (rc == 0 && !s->warmed) {
         /* only topics that exist: asking for the others would auto-create them */
         size_t k = 0;

@@ -36,18 +36,19 @@ typedef struct run_state {
     cdc_tracker *tracker;
     cdc_stream *stream;
     cdc_pgo_decoder *dec;
-    cdc_checkpoint ckpt;  /* identity fields filled at start; lsn = durable */
-    cdc_lsn durable;      /* last checkpoint written (what the server may forget) */
-    cdc_lsn received;     /* highest WAL end seen */
-    uint64_t cur_seq;     /* tracker transaction of the open transaction, 0 if none */
-    int64_t last_ckpt_ms; /* when the checkpoint was last written */
-    bool endpos_reached;  /* nothing more to read */
-    bool reply_pending;   /* the server asked for a status update */
-    uint64_t events;      /* events handed to the sink */
-    int64_t connected_ms; /* when the current session started streaming, 0 before */
-    cdc_error cb_err;     /* error raised inside a decoder callback */
-    cdc_keymap keymap;    /* primary keys of REPLICA IDENTITY FULL tables */
-    cdc_schemas schemas;  /* shape of each table seen, to log changes once */
+    cdc_checkpoint ckpt;      /* identity fields filled at start; lsn = durable */
+    cdc_lsn durable;          /* last checkpoint written (what the server may forget) */
+    cdc_lsn received;         /* highest WAL end seen */
+    uint64_t cur_seq;         /* tracker transaction of the open transaction, 0 if none */
+    int64_t last_ckpt_ms;     /* when the checkpoint was last written */
+    bool endpos_reached;      /* nothing more to read */
+    bool reply_pending;       /* the server asked for a status update */
+    uint64_t events;          /* events handed to the sink */
+    int64_t connected_ms;     /* when the current session started streaming, 0 before */
+    cdc_error cb_err;         /* error raised inside a decoder callback */
+    cdc_keymap keymap;        /* primary keys of REPLICA IDENTITY FULL tables */
+    cdc_schemas schemas;      /* shape of each table seen, to log changes once */
+    int64_t unclean_until_ms; /* an earlier run may have been sending until then; 0: none */
 } run_state;
 
 /* ------------------------------------------------------------------------
@@ -107,12 +108,17 @@ static int on_commit(const cdc_event_txn *txn, void *arg)
  * Checkpoint and status
  * ------------------------------------------------------------------------ */
 
-static int write_checkpoint(run_state *st, cdc_error *err)
+/* Write the watermark when it moved (or when clean changes what the file says). clean: this
+ * run is stopping and every message it sent is acknowledged. */
+static int write_checkpoint(run_state *st, bool clean, cdc_error *err)
 {
     cdc_lsn w = cdc_tracker_watermark(st->tracker);
-    if (w <= st->durable)
+    if (w <= st->durable && clean == st->ckpt.stopped_cleanly)
         return 0;
+    if (w < st->durable)
+        w = st->durable;
     st->ckpt.lsn = w;
+    st->ckpt.stopped_cleanly = clean;
     st->ckpt.written_at_ms = 0;
     int rc = cdc_ckpt_write(st->opts->cfg->checkpoint_path, &st->ckpt, err);
     if (rc < 0) {
@@ -327,7 +333,7 @@ static int loop(run_state *st, cdc_error *err)
         cdc_lsn w = cdc_tracker_watermark(st->tracker);
         bool done = st->endpos_reached && cdc_tracker_idle(st->tracker);
         if (w > st->durable && (done || now - st->last_ckpt_ms >= cfg->checkpoint_interval)) {
-            if ((rc = write_checkpoint(st, err)) < 0)
+            if ((rc = write_checkpoint(st, false, err)) < 0)
                 return rc;
             st->reply_pending = true; /* tell the server promptly */
         }
@@ -353,9 +359,11 @@ static int loop(run_state *st, cdc_error *err)
 }
 
 /* Errors after which pgcdc reconnects to PostgreSQL instead of exiting. */
+/* Failures a new session recovers from: PostgreSQL's, and a Kafka producer that failed
+ * and is replaced (the sink's open() makes a new one). */
 static bool is_transient(int rc)
 {
-    return rc == CDC_EPG || rc == CDC_EPGCONN || rc == CDC_EINTERRUPTED;
+    return rc == CDC_EPG || rc == CDC_EPGCONN || rc == CDC_EINTERRUPTED || rc == CDC_EKAFKARESET;
 }
 
 /*
@@ -388,6 +396,14 @@ static int session(run_state *st, const cdc_checkpoint *saved, bool first, cdc_e
         snprintf(st->ckpt.database, sizeof(st->ckpt.database), "%s", sys->dbname);
         snprintf(st->ckpt.slot, sizeof(st->ckpt.slot), "%s", cfg->slot_name);
         st->durable = start;
+        if (saved && saved->stopped_cleanly) {
+            /* The next start must know that this run may die with messages in flight:
+             * say so before anything is sent. */
+            if ((rc = cdc_ckpt_write(cfg->checkpoint_path, &st->ckpt, err)) < 0) {
+                cdc_err_hint(err, "the checkpoint is intact; fix checkpoint.path and restart");
+                return rc;
+            }
+        }
     }
     st->last_ckpt_ms = cdc_now_ms();
     cdc_tracker_free(st->tracker);
@@ -412,7 +428,8 @@ static int session(run_state *st, const cdc_checkpoint *saved, bool first, cdc_e
                                .system_id = sys->system_id,
                                .slot = cfg->slot_name,
                                .tables = (const char *const *)tables,
-                               .stop = &stop_requested};
+                               .stop = &stop_requested,
+                               .unclean_until_ms = st->unclean_until_ms};
         rc = st->sink->ops->open(st->sink, &src, err);
     }
     free(tables);
@@ -461,6 +478,10 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
     } else {
         return rc;
     }
+    if (have_ckpt && saved.stopped_cleanly)
+        cdc_log_debug("the last run stopped cleanly: every message it sent was acknowledged");
+    else /* it died, maybe before its first checkpoint: it may have been sending until now */
+        st.unclean_until_ms = cdc_now_ms();
 
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
@@ -492,7 +513,7 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
         int drc = drain(&st, -1, false, &derr);
         /* the watermark covers delivered messages only: checkpointing is always safe */
         cdc_error werr = {0};
-        int wrc = write_checkpoint(&st, &werr);
+        int wrc = write_checkpoint(&st, false, &werr);
         if (drc < 0 || wrc < 0) {
             *err = drc < 0 ? derr : werr;
             rc = drc < 0 ? drc : wrc;
@@ -505,9 +526,10 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
         if (st.connected_ms && cdc_now_ms() - st.connected_ms > 60000)
             backoff = cfg->reconnect_backoff_min; /* it ran for a while: start over */
         int64_t wait = backoff / 2 + (int64_t)((double)rand() / RAND_MAX * (double)(backoff / 2));
-        cdc_log_warning(
-            "reconnecting to postgresql in %lld ms (attempt %d), resuming from " CDC_LSN_FMT,
-            (long long)wait, attempt + 1, CDC_LSN_ARGS(st.durable));
+        cdc_log_warning("%s in %lld ms (attempt %d), resuming from " CDC_LSN_FMT,
+                        rc == CDC_EKAFKARESET ? "starting over with a new kafka producer"
+                                              : "reconnecting to postgresql",
+                        (long long)wait, attempt + 1, CDC_LSN_ARGS(st.durable));
         sleep_interruptible(wait);
         backoff =
             backoff * 2 > cfg->reconnect_backoff_max ? cfg->reconnect_backoff_max : backoff * 2;
@@ -529,7 +551,8 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
         /* after a refused message too: what was sent before it can still be delivered */
         if (rc == 0 || is_transient(rc) || rc == CDC_EKAFKAFATAL || rc == CDC_EKAFKA)
             drc = drain(&st, cfg->shutdown_timeout, alive, &derr);
-        int wrc = write_checkpoint(&st, rc == 0 && drc == 0 ? err : &derr);
+        bool clean = rc == 0 && drc == 0 && cdc_tracker_inflight(st.tracker) == 0;
+        int wrc = write_checkpoint(&st, clean, rc == 0 && drc == 0 ? err : &derr);
         cdc_crashpoint("shutdown-after-checkpoint");
         if (wrc == 0 && alive)
             send_status(&st, &derr);

@@ -268,6 +268,27 @@ class BrokerFaultTest(FaultTestBase):
         self.drain_and_count(pg, kafka, cfg)
 
 
+    @pgcdc_test.testbroker_only("a produce error is injected")
+    def test_producer_sequence_desynchronised(self):
+        """The broker answers a produce request with OUT_OF_ORDER_SEQUENCE_NUMBER for the
+        first batch in flight: librdkafka can no longer reason about what Kafka holds and
+        fails the producer for good. pgcdc must replace it and carry on, exactly once."""
+        pg, kafka, cfg, _ = self.source()
+        p = self.start(cfg)
+        w = self.workload(pg)
+        time.sleep(2)
+        kafka.push_errors(pgcdc_test.broker.API_PRODUCE,
+                          pgcdc_test.broker.ERR_OUT_OF_ORDER_SEQUENCE_NUMBER)
+        p.wait_for_output(r"started a new kafka producer", timeout=60)
+        p.wait_for_output(r"streaming from slot .*\(reconnected\)", timeout=60)
+        time.sleep(2)
+        w.finish()
+        self.wait_delivered(pg, kafka, p, timeout=90)
+        self.assertRegex(p.stderr(), r"the kafka producer failed: \S+")
+        self.stop(p)
+        self.drain_and_count(pg, kafka, cfg)
+
+
 class CheckpointFaultTest(FaultTestBase):
     """The checkpoint's file system on a tmpfs that the test mounts, then breaks."""
 

@@ -11,20 +11,25 @@ cluster underneath:
 - all three nodes killed, down for 60 s, then started again;
 - pgcdc killed (SIGKILL) and started again while one node is down and its
   partitions are moving to new leaders: the restart scan must wait for them,
-  never give up deduplication for a partition it could not read.
+  never give up deduplication for a partition it could not read;
+- pgcdc killed (SIGKILL) while a follower of every partition is frozen, and
+  started again at once: the leaders hold messages of the dead run that no
+  consumer can see yet (above the high watermark), and the restart must not
+  write them a second time.
 
 Each ends with the exactly-once count of every row's history: lost 0,
 duplicated 0, out of order 0.
 """
 
 import collections
+import json
 import os
 import random
 import re
 import time
 
 import pgcdc_test
-from pgcdc_test import wait_until
+from pgcdc_test import run_pgcdc, wait_until
 
 import exactly_once as eo
 import test_faults as tf
@@ -35,11 +40,11 @@ OUTAGE_SECS = 60
 
 
 class KafkaClusterFaultTest(tf.FaultTestBase):
-    def source(self, settings=None, cfg=None, ckpt_dir=None, topics=None):
+    def source(self, settings=None, cfg=None, ckpt_dir=None, topics=None, assignment=None):
         """As FaultTestBase.source, on a 3-node KRaft cluster (RF 3, min.insync.replicas=2).
         Returns (pg, cluster, config path, checkpoint path)."""
         self.cluster = self.kafka_cluster(nodes=3, config={"min.insync.replicas": 2})
-        self.cluster.create_topic(tf.TOPIC, PARTITIONS, 3)
+        self.cluster.create_topic(tf.TOPIC, PARTITIONS, 3, replica_assignment=assignment)
         pg = self.pg_cluster(settings=settings)
         eo.make_versioned_table(pg, tf.TABLE, tf.ROWS)
         ckpt = os.path.join(self.tmpdir(), "pgcdc.checkpoint")
@@ -166,6 +171,34 @@ class KafkaClusterFaultTest(tf.FaultTestBase):
         # the restarts met partitions without a leader (else this tested nothing)
         self.assertGreater(waited, 0, "no restart's scan had to wait for a leader")
         self.drain_and_count(pg, kafka, cfg)
+
+    def test_crash_while_a_follower_lags(self):
+        # node 3 follows every partition and leads none: frozen, it holds back every
+        # partition's high watermark while the leaders keep appending
+        assignment = [[1, 2, 3] if q % 2 == 0 else [2, 1, 3] for q in range(PARTITIONS)]
+        pg, kafka, cfg, ckpt = self.source(assignment=assignment)
+        p = self.start(cfg)
+        w = self.workload(pg, pause=0.005)
+        time.sleep(3)
+        kafka.pause(3)
+        time.sleep(1.5)  # the leaders append what pgcdc sends; no consumer sees it yet
+        self.assertEqual(p.kill(), -9)
+        p = self.start_pgcdc(["start", "-c", cfg], name="pgcdc#2")
+        time.sleep(3)  # long enough for a restart's scan and replay, short of the ISR timeout
+        kafka.resume(3)
+        p.wait_for_output(r"streaming from slot", timeout=120)
+        time.sleep(2)
+        w.finish()
+        self.wait_delivered(pg, kafka, p, timeout=120)
+        err = p.stderr()
+        self.stop(p)
+        counts = self.drain_and_count(pg, kafka, cfg)
+        self.assertGreater(counts.messages, tf.ROWS)
+        # a clean stop says so in the checkpoint: the next start does not wait
+        r = run_pgcdc(["status", "-c", cfg, "--json"], timeout=30)
+        self.assertTrue(json.loads(r.stdout)["checkpoint"].get("stopped_cleanly"), r.stdout)
+        self.assertRegex(err, r"the last run did not stop cleanly: waiting \d+\.\d s \(1\.5 x "
+                              r"replica\.lag\.time\.max\.ms 4000 ms \+ 2 s\)")
 
 
 if __name__ == "__main__":

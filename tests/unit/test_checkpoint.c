@@ -60,6 +60,60 @@ static void test_round_trip_and_replace(void **state)
     assert_int_equal(access(tmp, F_OK), -1);
 }
 
+static void test_stopped_cleanly_round_trip(void **state)
+{
+    (void)state;
+    cdc_error err = {0};
+    cdc_checkpoint w = sample(0x2000), r;
+    w.stopped_cleanly = true;
+    assert_int_equal(cdc_ckpt_write(path, &w, &err), 0);
+    assert_int_equal(cdc_ckpt_read(path, &r, &err), 0);
+    assert_true(r.stopped_cleanly);
+    w.stopped_cleanly = false;
+    assert_int_equal(cdc_ckpt_write(path, &w, &err), 0);
+    assert_int_equal(cdc_ckpt_read(path, &r, &err), 0);
+    assert_false(r.stopped_cleanly);
+}
+
+static uint32_t crc32_of(const char *p, size_t n)
+{
+    uint32_t crc = 0xFFFFFFFFu;
+    while (n--) {
+        crc ^= (unsigned char)*p++;
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+/* A file written by a pgcdc before format 2 (no stopped_cleanly line) still reads, as a run
+ * that did not stop cleanly; a version-2 file without the line is corrupt. */
+static void test_version_1_reads_as_not_stopped_cleanly(void **state)
+{
+    (void)state;
+    const char *bodies[] = {"pgcdc-checkpoint 1\nsystem_identifier = 7\ntimeline = 1\n"
+                            "database = shop\nslot = s\nlsn = 0/3000\nwritten_at_ms = 5\n",
+                            "pgcdc-checkpoint 2\nsystem_identifier = 7\ntimeline = 1\n"
+                            "database = shop\nslot = s\nlsn = 0/3000\nwritten_at_ms = 5\n"};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fprintf(f, "%scrc32 = %08x\n", bodies[i], crc32_of(bodies[i], strlen(bodies[i])));
+        fclose(f);
+        cdc_error err = {0};
+        cdc_checkpoint r = {0};
+        r.stopped_cleanly = true;
+        int rc = cdc_ckpt_read(path, &r, &err);
+        if (i == 0) {
+            assert_int_equal(rc, 0);
+            assert_true(r.lsn == 0x3000);
+            assert_false(r.stopped_cleanly);
+        } else {
+            assert_int_equal(rc, CDC_EPROTO);
+        }
+    }
+}
+
 static void test_corruption_detected(void **state)
 {
     (void)state;
@@ -131,6 +185,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_missing_is_notfound),
         cmocka_unit_test(test_round_trip_and_replace),
+        cmocka_unit_test(test_stopped_cleanly_round_trip),
+        cmocka_unit_test(test_version_1_reads_as_not_stopped_cleanly),
         cmocka_unit_test(test_corruption_detected),
         cmocka_unit_test(test_unwritable_dir_keeps_old),
     };

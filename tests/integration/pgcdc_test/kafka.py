@@ -130,6 +130,10 @@ class KafkaCluster:
             "broker.heartbeat.interval.ms": 1000,
             "controller.quorum.election.timeout.ms": 1000,
             "controller.quorum.fetch.timeout.ms": 2000,
+            # a follower that stops fetching leaves the ISR within 4 s, not the 30 s default:
+            # pgcdc's wait after a crash (crash.recovery.wait=auto, 1.5 x this + 2 s) stays
+            # at 8 s, and the tests that restart pgcdc after kill -9 stay short
+            "replica.lag.time.max.ms": 4000,
         }
         s.update(self.extra_config)
         return s
@@ -297,13 +301,18 @@ class KafkaCluster:
     # ------------------------------------------------------------ topics
 
     def create_topic(self, name, partitions=1, replication_factor=None, config=None,
-                     timeout=60.0):
-        """Create a topic and wait until every partition has a leader."""
+                     timeout=60.0, replica_assignment=None):
+        """Create a topic and wait until every partition has a leader. replica_assignment: one
+        list of node ids per partition, the preferred leader first."""
         rf = replication_factor or min(self.nodes, 3)
         admin = self._admin()
-        fut = admin.create_topics(
-            [NewTopic(name, partitions, rf, config={k: str(v) for k, v in (config or {}).items()})],
-            operation_timeout=timeout)[name]
+        conf = {k: str(v) for k, v in (config or {}).items()}
+        if replica_assignment:
+            topic = NewTopic(name, len(replica_assignment), replica_assignment=replica_assignment,
+                             config=conf)
+        else:
+            topic = NewTopic(name, partitions, rf, config=conf)
+        fut = admin.create_topics([topic], operation_timeout=timeout)[name]
         try:
             fut.result(timeout)
         except KafkaException as e:
