@@ -32,6 +32,9 @@ typedef enum cdc_interval_mode {
 } cdc_interval_mode;
 typedef enum cdc_hstore_mode { CDC_HSTORE_JSON = 0, CDC_HSTORE_MAP = 1 } cdc_hstore_mode;
 
+/* At least the number of pgcdc's own keys (config.c checks). */
+#define CDC_CONFIG_MAX_KEYS 64
+
 /* A pass-through property (kafka.* with the prefix removed) and where it came from. */
 typedef struct cdc_config_kv {
     char *key;    /* librdkafka property name, owned */
@@ -74,6 +77,8 @@ typedef struct cdc_config {
     int hstore_handling_mode;            /* cdc_hstore_mode */
     cdc_config_kv *kafka;                /* kafka.* properties, in file order, owned */
     size_t n_kafka;
+    char *origins[CDC_CONFIG_MAX_KEYS]; /* per pgcdc key: "FILE:LINE" or "-o KEY", or NULL
+                                           when it has its default; owned */
 } cdc_config;
 
 /* Fill cfg with every key's default. Returns 0 or CDC_ENOMEM. */
@@ -89,6 +94,11 @@ void cdc_config_free(cdc_config *cfg);
 int cdc_config_load_file(cdc_config *cfg, const char *path, cdc_error *err);
 /* Apply one "key=value" override as given to -o. */
 int cdc_config_apply_override(cdc_config *cfg, const char *kv, cdc_error *err);
+/*
+ * Checks across keys, once everything is loaded (reconnect.backoff.min not above
+ * reconnect.backoff.max). The error names where the keys were set. CDC_ECONFIG or 0.
+ */
+int cdc_config_check(const cdc_config *cfg, cdc_error *err);
 /*
  * Set one key from text. origin ("FILE:LINE" or "-o") is used in error
  * messages. kafka.* keys are stored for the Kafka layer to validate.

@@ -96,7 +96,20 @@ int cdc_ckpt_write(const char *path, const cdc_checkpoint *ckpt, cdc_error *err)
     if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
         return cdc_err(err, CDC_EINVAL, "checkpoint path too long");
 
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* owner-only for a new file; a rewrite keeps the mode the file has (an operator's
+     * chmod g+r stays) */
+    mode_t mode = 0600;
+    struct stat st;
+    if (stat(path, &st) == 0)
+        mode = st.st_mode & 07777;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd >= 0 && fchmod(fd, mode) < 0) {
+        cdc_err(err, CDC_EIO, "cannot set the mode of checkpoint file \"%s\": %s", tmp,
+                strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return CDC_EIO;
+    }
     if (fd < 0)
         return cdc_err(err, CDC_EIO, "cannot create checkpoint file \"%s\": %s", tmp,
                        strerror(errno));
@@ -200,7 +213,12 @@ int cdc_ckpt_read(const char *path, cdc_checkpoint *ret, cdc_error *err)
     char *crcline = strstr(data, "crc32 = ");
     if (crcline == NULL || (crcline != data && crcline[-1] != '\n'))
         goto corrupt;
-    uint32_t want = (uint32_t)strtoul(crcline + 8, NULL, 16);
+    char *end;
+    uint32_t want = (uint32_t)strtoul(crcline + 8, &end, 16);
+    /* the checksum line is the last: nothing may follow it, so the CRC covers the file */
+    if (end != crcline + 16 || *end != '\n' || (size_t)(end + 1 - data) != n ||
+        n == sizeof(data) - 1)
+        goto corrupt;
     if (crc32_update(0, data, (size_t)(crcline - data)) != want)
         goto corrupt;
     *crcline = '\0';

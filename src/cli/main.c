@@ -247,6 +247,8 @@ static int load_config(const cdc_cli_args *a, cdc_config *cfg, cdc_error *err)
     for (size_t i = 0; i < a->n_overrides; i++)
         if ((rc = cdc_config_apply_override(cfg, a->overrides[i], err)) < 0)
             return rc;
+    if ((rc = cdc_config_check(cfg, err)) < 0)
+        return rc;
     if ((rc = cdc_kafka_conf_check(cfg, err)) < 0)
         return rc;
     cdc_log_set_level((cdc_log_level)cfg->log_level);

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ------------------------------------------------------------------------
  * The key table
@@ -75,7 +76,7 @@ static const key_def keys[] = {
      "the last message of each partition (auto: 1.5 x the brokers' replica.lag.time.max.ms "
      "+ 2s, and none when every partition has one replica)"},
     {"reconnect.backoff.min", KT_DURATION, OFF(reconnect_backoff_min), "500ms", NULL, 1, 3600000,
-     "first delay before reconnecting to postgresql after a transient error"},
+     "first delay before reconnecting to postgresql after a transient error (at most reconnect.backoff.max)"},
     {"reconnect.backoff.max", KT_DURATION, OFF(reconnect_backoff_max), "30s", NULL, 1, 3600000,
      "largest delay between reconnection attempts (exponential, with jitter)"},
     {"log.level", KT_ENUM, OFF(log_level), "info", "error|warning|info|debug", 0, 0,
@@ -98,7 +99,8 @@ static const key_def keys[] = {
      "JSON encoding of hstore (as Debezium's option)"},
 };
 
-#define NKEYS        (sizeof(keys) / sizeof(keys[0]))
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+_Static_assert(NKEYS <= CDC_CONFIG_MAX_KEYS, "raise CDC_CONFIG_MAX_KEYS");
 #define KAFKA_PREFIX "kafka."
 
 static const key_def *find_key(const char *name)
@@ -359,6 +361,10 @@ void cdc_config_free(cdc_config *cfg)
         free(cfg->kafka[i].value);
         free(cfg->kafka[i].origin);
     }
+    for (size_t i = 0; i < CDC_CONFIG_MAX_KEYS; i++) {
+        free(cfg->origins[i]);
+        cfg->origins[i] = NULL;
+    }
     free(cfg->kafka);
     cfg->kafka = NULL;
     cfg->n_kafka = 0;
@@ -411,7 +417,39 @@ int cdc_config_set(cdc_config *cfg, const char *key, const char *value, const ch
     const key_def *k = find_key(key);
     if (k == NULL)
         return unknown_key(key, origin, err);
-    return set_value(cfg, k, value, origin, err);
+    int rc = set_value(cfg, k, value, origin, err);
+    if (rc == 0) {
+        size_t i = (size_t)(k - keys);
+        char *o = strdup(origin);
+        if (o == NULL)
+            return cdc_err(err, CDC_ENOMEM, "out of memory");
+        free(cfg->origins[i]);
+        cfg->origins[i] = o;
+    }
+    return rc;
+}
+
+/* Where key was set: its origin, or "the default". */
+static const char *origin_of(const cdc_config *cfg, const char *key)
+{
+    const key_def *k = find_key(key);
+    const char *o = k ? cfg->origins[k - keys] : NULL;
+    return o ? o : "the default";
+}
+
+int cdc_config_check(const cdc_config *cfg, cdc_error *err)
+{
+    if (cfg->reconnect_backoff_min > cfg->reconnect_backoff_max) {
+        cdc_err(err, CDC_ECONFIG,
+                "%s: reconnect.backoff.min (%lld ms) is greater than reconnect.backoff.max "
+                "(%lld ms, %s)",
+                origin_of(cfg, "reconnect.backoff.min"), (long long)cfg->reconnect_backoff_min,
+                (long long)cfg->reconnect_backoff_max, origin_of(cfg, "reconnect.backoff.max"));
+        cdc_err_hint(err, "the first delay before reconnecting cannot exceed the largest one: "
+                          "lower reconnect.backoff.min or raise reconnect.backoff.max");
+        return CDC_ECONFIG;
+    }
+    return 0;
 }
 
 const char *cdc_config_kafka_get(const cdc_config *cfg, const char *key)
@@ -452,6 +490,12 @@ static int split_kv(char *line, char **ret_key, char **ret_value)
 
 int cdc_config_load_file(cdc_config *cfg, const char *path, cdc_error *err)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        cdc_err(err, CDC_ECONFIG, "configuration file \"%s\" is a directory", path);
+        cdc_err_hint(err, "-c takes the configuration file itself, e.g. %s/pgcdc.conf", path);
+        return CDC_ECONFIG;
+    }
     FILE *f = fopen(path, "r");
     if (f == NULL) {
         cdc_err(err, errno == ENOENT ? CDC_ECONFIG : CDC_EIO,

@@ -23,9 +23,14 @@ void cdc_run_request_stop(void)
     stop_requested = 1;
 }
 
+static volatile sig_atomic_t stop_signal; /* the signal that asked for the stop, 0 if none */
+
+/* SIGINT, SIGTERM and SIGHUP all stop pgcdc cleanly: drain, checkpoint, exit 0. SIGHUP too,
+ * because pgcdc reads its configuration only at start and logs to stderr (no file to
+ * reopen), and a closed terminal should not kill it without a checkpoint. */
 static void on_signal(int sig)
 {
-    (void)sig;
+    stop_signal = sig;
     stop_requested = 1;
 }
 
@@ -487,6 +492,8 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    stop_signal = 0;
     signal(SIGPIPE, SIG_IGN);
     stop_requested = 0;
     srand((unsigned)(cdc_now_ms() ^ getpid()));
@@ -541,7 +548,11 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
     if (st.tracker == NULL || st.stream == NULL)
         goto out;
     if (rc == 0 && stop_requested)
-        cdc_log_info("stopping: waiting for outstanding deliveries");
+        cdc_log_info("stopping%s: waiting for outstanding deliveries",
+                     stop_signal == SIGHUP    ? " (SIGHUP, handled as SIGTERM)"
+                     : stop_signal == SIGINT  ? " (SIGINT)"
+                     : stop_signal == SIGTERM ? " (SIGTERM)"
+                                              : "");
 
     /* Whatever happened, keep what is delivered: checkpoint it, then tell the server. */
     {

@@ -101,6 +101,19 @@ class StatusTest(TestCase):
         self.assertEqual(st["checkpoint"]["state"], "corrupt")
         self.assertIn("is corrupt", st["checkpoint"]["error"])
 
+    def test_text_after_the_crc_line_is_corrupt(self):
+        """The CRC covers the whole file: a line appended after it (an edit, a file glued
+        to another) makes the checkpoint corrupt, not silently ignored."""
+        db, cfg = self.prepare()
+        lsn = self.pg.slot(db)["confirmed_flush_lsn"]
+        write_checkpoint(self.ckpt, self.system_id, db, db, lsn)
+        self.status(cfg)
+        with open(self.ckpt, "a") as f:
+            f.write("lsn = FFFFFFFF/FFFFFFFF\n")
+        r = self.status(cfg, expect=EXIT_UNHEALTHY)
+        self.assertIn("  state:               corrupt", r.stdout)
+        self.assertIn(f'checkpoint file "{self.ckpt}" is corrupt', r.stderr)
+
     def test_checkpoint_of_other_system_or_slot_is_unhealthy(self):
         db, cfg = self.prepare()
         write_checkpoint(self.ckpt, self.system_id + 1, db, db, "0/1000000")

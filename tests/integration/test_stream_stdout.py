@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import stat
 import time
 
 import pgcdc_test
@@ -184,13 +185,35 @@ class StreamWorkloadTest(StreamTestBase):
                          [("c", "a", None, {"id": "4", "v": "four"})])
 
     def test_sigterm_stops_cleanly_and_checkpoints(self):
-        pg, cfg, ckpt = self.make_source()
-        with self.start_pgcdc(["start", "-c", cfg, "--sink", "stdout"]) as p:
+        self.stop_cleanly_and_checkpoint(signal.SIGTERM)
+
+    def test_sighup_stops_as_sigterm(self):
+        """SIGHUP (a closed terminal, a service manager's reload) stops pgcdc as SIGTERM
+        does: drained, checkpointed, exit 0, and said in the log."""
+        p = self.stop_cleanly_and_checkpoint(signal.SIGHUP)
+        self.assertIn("stopping (SIGHUP, handled as SIGTERM)", p.stderr())
+
+    def test_checkpoint_file_is_owner_only_and_keeps_its_mode(self):
+        """The checkpoint names the source; it is created 0600, and a rewrite keeps a mode
+        the operator chose."""
+        _, _, ckpt = self.stop_cleanly_and_checkpoint(signal.SIGTERM, name="run1", ret_all=True)
+        self.assertEqual(stat.S_IMODE(os.stat(ckpt).st_mode), 0o600)
+        os.chmod(ckpt, 0o640)
+        self.stop_cleanly_and_checkpoint(signal.SIGTERM, name="run2", fresh=False)
+        self.assertEqual(stat.S_IMODE(os.stat(ckpt).st_mode), 0o640)
+
+    def stop_cleanly_and_checkpoint(self, sig, name="pgcdc", ret_all=False, fresh=True):
+        if fresh or not hasattr(self, "_src"):
+            self._src = self.make_source()
+            self._row = 0
+        pg, cfg, ckpt = self._src
+        self._row += 1
+        with self.start_pgcdc(["start", "-c", cfg, "--sink", "stdout"], name=name) as p:
             p.wait_for_output(r"streaming from slot")
-            pg.sql("INSERT INTO a VALUES (1, 'x')")
+            pg.sql("INSERT INTO a VALUES (%s, 'x')", (self._row,))
             pg.flush_wal()
             pgcdc_test.wait_until(lambda: '"op":"c"' in p.stdout(), timeout=20)
-            p.signal(signal.SIGTERM)
+            p.signal(sig)
             self.assertEqual(p.wait(20), 0, p.stderr())
         self.assertTrue(os.path.exists(ckpt))
         # the slot is released and confirmed at the checkpoint
@@ -199,6 +222,7 @@ class StreamWorkloadTest(StreamTestBase):
         with open(ckpt) as f:
             saved = f.read().split("lsn = ")[1].split()[0]
         self.assertEqual(saved, slot["confirmed_flush_lsn"])
+        return (pg, cfg, ckpt) if ret_all else p
 
 
 class IdleStreamTest(StreamTestBase):

@@ -83,6 +83,26 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn('-o status.interval: invalid value "soon"', r.stderr)
 
+    def test_backoff_min_above_max_refused_at_load(self):
+        path = self.conf("reconnect.backoff.min = 10s\nreconnect.backoff.max = 2s\n")
+        r = run("config", "-c", path)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f"{path}:1: reconnect.backoff.min (10000 ms) is greater than "
+                      f"reconnect.backoff.max (2000 ms, {path}:2)", r.stderr)
+        r = run("config", "-c", path, "-o", "reconnect.backoff.max=20s")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # against the default maximum (30s), named as such
+        r = run("config", "-o", "reconnect.backoff.min=1m")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("-o reconnect.backoff.min: reconnect.backoff.min (60000 ms) is greater "
+                      "than reconnect.backoff.max (30000 ms, the default)", r.stderr)
+
+    def test_directory_as_config_file_exits_2(self):
+        d = os.path.dirname(self.conf("# x\n"))
+        r = run("status", "-c", d)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f'configuration file "{d}" is a directory', r.stderr)
+
     def test_missing_config_file(self):
         r = run("status", "-c", os.path.join(self.dir.name, "absent.conf"))
         self.assertEqual(r.returncode, 2, r.stderr)
