@@ -236,6 +236,38 @@ static int parse_args(const cdc_cli_cmd *cmd, int argc, char **argv, cdc_cli_arg
     return 0;
 }
 
+/*
+ * Mask the secret in a -o KEY=VALUE argument, in place, once it is applied: argv is what
+ * /proc/PID/cmdline and ps show to every local user. A secret key's value becomes stars;
+ * a conninfo keeps its shape with the password masked (padded to its length).
+ */
+static void scrub_override(char *kv)
+{
+    char *eq = strchr(kv, '=');
+    if (eq == NULL)
+        return;
+    *eq = '\0';
+    bool secret = cdc_config_is_secret_key(kv), dsn = strcmp(kv, "source.dsn") == 0;
+    *eq = '=';
+    char *v = eq + 1;
+    size_t n = strlen(v);
+    if (secret) {
+        memset(v, '*', n);
+    } else if (dsn) {
+        char *shown = cdc_config_redact_dsn(v);
+        if (shown != NULL && strcmp(shown, v) != 0) {
+            size_t m = strlen(shown);
+            if (m <= n) {
+                memcpy(v, shown, m);
+                memset(v + m, ' ', n - m);
+            } else {
+                memset(v, '*', n);
+            }
+        }
+        free(shown);
+    }
+}
+
 /* Load defaults, the file, the overrides, then check the kafka.* keys. */
 static int load_config(const cdc_cli_args *a, cdc_config *cfg, cdc_error *err)
 {
@@ -247,6 +279,8 @@ static int load_config(const cdc_cli_args *a, cdc_config *cfg, cdc_error *err)
     for (size_t i = 0; i < a->n_overrides; i++)
         if ((rc = cdc_config_apply_override(cfg, a->overrides[i], err)) < 0)
             return rc;
+    for (size_t i = 0; i < a->n_overrides; i++)
+        scrub_override((char *)a->overrides[i]);
     if ((rc = cdc_config_check(cfg, err)) < 0)
         return rc;
     if ((rc = cdc_kafka_conf_check(cfg, err)) < 0)

@@ -518,12 +518,26 @@ int cdc_config_load_file(cdc_config *cfg, const char *path, cdc_error *err)
         char origin[600], *key, *value;
         lineno++;
         snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
+        if (memchr(line, '\0', (size_t)len) != NULL) {
+            rc = cdc_err(err, CDC_ECONFIG, "%s: the line holds a NUL byte", origin);
+            cdc_err_hint(err, "configuration files are text: remove the NUL byte");
+            break;
+        }
         char *s = trim(line);
         if (*s == '\0' || *s == '#')
             continue;
         if (split_kv(s, &key, &value) < 0) {
-            char shown[80];
-            snprintf(shown, sizeof(shown), "%s", s);
+            char shown[160];
+            /* the first word may name a secret: then its value is not shown */
+            size_t w = strcspn(s, " \t:");
+            char first[128];
+            snprintf(first, sizeof(first), "%.*s", (int)(w < sizeof(first) ? w : sizeof(first) - 1),
+                     s);
+            if (cdc_config_is_secret_key(first) || strstr(s, "password") != NULL ||
+                strstr(s, "://") != NULL)
+                snprintf(shown, sizeof(shown), "%s ...", first);
+            else
+                snprintf(shown, sizeof(shown), "%.79s", s);
             rc = cdc_err(err, CDC_ECONFIG, "%s: malformed line \"%s\"", origin, shown);
             cdc_err_hint(err, "each line is \"key = value\", a \"# comment\" or empty");
             break;

@@ -14,6 +14,41 @@ static void chomp(char *s)
         s[--n] = '\0';
 }
 
+/* Replace every occurrence of what (non-empty) in buf (of size sz) by with, in place. */
+static void replace_all(char *buf, size_t sz, const char *what, const char *with)
+{
+    size_t wl = strlen(what), nl = strlen(with);
+    if (wl == 0)
+        return;
+    char *p = buf;
+    while ((p = strstr(p, what)) != NULL) {
+        size_t tail = strlen(p + wl);
+        if ((size_t)(p - buf) + nl + tail + 1 > sz)
+            tail = sz - 1 - (size_t)(p - buf) - nl; /* cut the end rather than overflow */
+        memmove(p + nl, p + wl, tail);
+        memcpy(p, with, nl);
+        p[nl + tail] = '\0';
+        p += nl;
+    }
+}
+
+/*
+ * A libpq connection error can quote the conninfo: an unparsable URI appears whole,
+ * password included. Show the redacted conninfo instead, and mask any password value
+ * the conninfo holds wherever it appears.
+ */
+static void scrub(char *msg, size_t sz, const char *dsn, const char *shown)
+{
+    if (shown != NULL && strlen(dsn) >= 8)
+        replace_all(msg, sz, dsn, shown);
+    PQconninfoOption *opts = PQconninfoParse(dsn, NULL);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if ((strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0) &&
+            o->val && strlen(o->val) >= 3)
+            replace_all(msg, sz, o->val, "********");
+    PQconninfoFree(opts);
+}
+
 int cdc_pg_connect(const char *dsn, cdc_pg_conn_kind kind, PGconn **ret_conn, cdc_error *err)
 {
     const char *keys[5], *vals[5];
@@ -42,6 +77,7 @@ int cdc_pg_connect(const char *dsn, cdc_pg_conn_kind kind, PGconn **ret_conn, cd
         snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
         chomp(msg);
         char *shown = cdc_config_redact_dsn(dsn);
+        scrub(msg, sizeof(msg), dsn, shown);
         cdc_err(err, CDC_EPGCONN, "cannot connect to postgresql: %s", msg);
         cdc_err_detail(err, "source.dsn = \"%s\"", shown ? shown : "");
         free(shown);

@@ -187,6 +187,24 @@ class StreamWorkloadTest(StreamTestBase):
     def test_sigterm_stops_cleanly_and_checkpoints(self):
         self.stop_cleanly_and_checkpoint(signal.SIGTERM)
 
+    def test_password_given_with_o_is_masked_in_the_command_line(self):
+        """ps and /proc/PID/cmdline show every local user pgcdc's argv: a password given
+        with -o is masked there once read."""
+        pg, cfg, _ = self.make_source()
+        pg.sql("ALTER ROLE postgres PASSWORD 'Cmdline-Secret-77'")
+        dsn = pg.dsn() + " password=Cmdline-Secret-77"
+        with self.start_pgcdc(["start", "-c", cfg, "--sink", "stdout", "-o", f"source.dsn={dsn}",
+                               "-o", "kafka.sasl.password=Kafka-Secret-88"]) as p:
+            p.wait_for_output(r"streaming from slot")
+            with open(f"/proc/{p.pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode()
+            self.assertNotIn("Cmdline-Secret-77", cmdline)
+            self.assertNotIn("Kafka-Secret-88", cmdline)
+            self.assertIn("password=********", cmdline)
+            self.assertIn("kafka.sasl.password=*", cmdline)
+            p.signal(signal.SIGTERM)
+            self.assertEqual(p.wait(20), 0, p.stderr())
+
     def test_sighup_stops_as_sigterm(self):
         """SIGHUP (a closed terminal, a service manager's reload) stops pgcdc as SIGTERM
         does: drained, checkpointed, exit 0, and said in the log."""

@@ -97,6 +97,32 @@ class CliTest(unittest.TestCase):
         self.assertIn("-o reconnect.backoff.min: reconnect.backoff.min (60000 ms) is greater "
                       "than reconnect.backoff.max (30000 ms, the default)", r.stderr)
 
+    def test_malformed_secret_line_does_not_echo_the_secret(self):
+        for line in ("kafka.sasl.password hunter2-Secret", "source.dsn postgresql://u:hunter2-Secret@h/d",
+                     "source.dsn host=h password=hunter2-Secret"):
+            path = self.conf(f"# x\n{line}\n")
+            r = run("status", "-c", path)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(f"{path}:2: malformed line", r.stderr)
+            self.assertNotIn("hunter2", r.stderr + r.stdout)
+            self.assertIn(line.split()[0], r.stderr)
+
+    def test_unparsable_dsn_does_not_print_its_password(self):
+        """libpq quotes an unparsable URI whole in its error; pgcdc must mask the password."""
+        for cmd in ("status", "setup", "start"):
+            r = run(cmd, "-o", "source.dsn=postgresql://u:hunter2-Secret@[::1:5432/d",
+                    "-o", "kafka.bootstrap.servers=127.0.0.1:1")
+            self.assertNotEqual(r.returncode, 0, r.stderr)
+            self.assertIn("IPv6 host address in URI", r.stderr)
+            self.assertIn("postgresql://u:********@[::1:5432/d", r.stderr)
+            self.assertNotIn("hunter2", r.stderr + r.stdout)
+
+    def test_nul_byte_in_a_value_refused(self):
+        path = self.conf("slot.name = pg\0cdc\n")
+        r = run("config", "-c", path)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f"{path}:1: the line holds a NUL byte", r.stderr)
+
     def test_directory_as_config_file_exits_2(self):
         d = os.path.dirname(self.conf("# x\n"))
         r = run("status", "-c", d)
