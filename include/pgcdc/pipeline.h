@@ -23,6 +23,7 @@ typedef struct cdc_sink_source {
     /* Monotonic ms (cdc_now_ms) until which an earlier run may have been sending without
      * having every message acknowledged (it did not stop cleanly); 0 when none did. */
     int64_t unclean_until_ms;
+    cdc_lsn server_wal; /* the server's WAL flush position when the session began */
 } cdc_sink_source;
 
 /*

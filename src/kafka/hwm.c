@@ -150,6 +150,20 @@ static void note_message(cdc_hwm *hwm, const char *source, rd_kafka_message_t *m
         t->has[m->partition] = false;
         return;
     }
+    if (hwm->wal_limit > 0 && p.lsn > hwm->wal_limit) {
+        /* pgcdc never wrote it: its position is WAL the server does not have yet. Taking it
+         * as the mark would skip every later change of the partition. */
+        if (!hwm->impossible) {
+            char at[CDC_LSN_STRLEN];
+            snprintf(hwm->impossible_at, sizeof(hwm->impossible_at),
+                     "%s [%d] at offset %lld: %s #%llu", topic, (int)m->partition,
+                     (long long)m->offset, cdc_lsn_format(p.lsn, at),
+                     (unsigned long long)p.ordinal);
+        }
+        hwm->impossible = true;
+        t->has[m->partition] = false;
+        return;
+    }
     if (!t->has[m->partition])
         hwm->nfound++;
     t->pos[m->partition] = p;

@@ -83,6 +83,9 @@ typedef struct cdc_hwm {
     cdc_position max;   /* newest position across all partitions */
     size_t npartitions; /* partitions scanned */
     size_t nfound;      /* partitions whose last message came from this source */
+    cdc_lsn wal_limit; /* set by the caller: no mark can be beyond the server's WAL; 0 = no check */
+    bool impossible;   /* a last message claimed a position beyond wal_limit: */
+    char impossible_at[300]; /* "topic [partition] at offset N: X/X #n" of the first one */
 } cdc_hwm;
 
 /* Lexicographic comparison of positions: <0, 0, >0. */

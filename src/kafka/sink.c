@@ -86,6 +86,7 @@ typedef struct kafka_sink {
     cdc_hwm hwm;             /* last position per partition found at start */
     volatile int *stop;      /* the pipeline's stop flag */
     int64_t unclean_until;   /* cdc_sink_source.unclean_until_ms: scans wait for Kafka */
+    cdc_lsn server_wal;      /* cdc_sink_source.server_wal: no mark can be beyond it */
     uint64_t skipped;        /* replayed messages already in Kafka, not sent again */
     uint64_t inflight_bytes; /* bytes awaiting delivery, with librdkafka's overhead */
     cdc_error failure;       /* first failed delivery; stops the pipeline */
@@ -234,6 +235,25 @@ static int32_t partition_of(const cdc_hwm_topic *t, const cdc_buf *key, bool key
     return cdc_kafka_murmur2_partition(key->data, key->len, t->partitions);
 }
 
+/* A mark beyond the server's WAL (forged, or another cluster's) stops pgcdc: skipping by it
+ * would silently drop every later change of its partition. */
+static int refuse_impossible(kafka_sink *s, cdc_error *err)
+{
+    if (!s->hwm.impossible)
+        return 0;
+    char wal[CDC_LSN_STRLEN];
+    cdc_err(err, CDC_EMISMATCH,
+            "the last message of %s claims a position beyond the server's WAL (%s), with this "
+            "source's pgcdc.source header",
+            s->hwm.impossible_at, cdc_lsn_format(s->server_wal, wal));
+    cdc_err_detail(err, "pgcdc skips a replayed change at or below the last position in its "
+                        "partition; this one would hide every later change");
+    cdc_err_hint(err, "something other than this pgcdc wrote it (a copy of another topic, a "
+                      "test, a restored cluster); remove or supersede it, or use a new "
+                      "topic.prefix");
+    return CDC_EMISMATCH;
+}
+
 /*
  * The LSN of an event's position. A non-transactional logical message takes its own LSN
  * minus one: PostgreSQL gives it the end of its WAL record, which is where the next record
@@ -269,6 +289,8 @@ static int send_one(kafka_sink *s, const cdc_event *ev, uint64_t seq, unsigned s
         /* a topic not scanned at start (table added since): read its positions now */
         const char *one[1] = {s->topic.data};
         int rc = cdc_hwm_scan(s->cfg, s->source, one, 1, &s->hwm, s->unclean_until, s->stop, err);
+        if (rc == 0)
+            rc = refuse_impossible(s, err);
         if (rc < 0)
             return rc;
         t = cdc_hwm_find(&s->hwm, s->topic.data);
@@ -433,6 +455,7 @@ static int ks_open(cdc_sink *base, const cdc_sink_source *src, cdc_error *err)
     s->source = strdup(tag);
     s->stop = src->stop;
     s->unclean_until = src->unclean_until_ms;
+    s->server_wal = src->server_wal;
     if (s->replace_producer) {
         /* what the failed producer sent may sit unreplicated in a leader's log: the scan
          * waits for it as after a crash */
@@ -473,9 +496,12 @@ static int ks_open(cdc_sink *base, const cdc_sink_source *src, cdc_error *err)
             rc = cdc_err(err, CDC_ENOMEM, "out of memory");
     if (rc == 0 && asprintf(&topics[n], "%s.message", s->cfg->topic_prefix) < 0)
         rc = cdc_err(err, CDC_ENOMEM, "out of memory");
+    s->hwm.wal_limit = s->server_wal;
     if (rc == 0)
         rc = cdc_hwm_scan(s->cfg, s->source, (const char *const *)topics, n + 1, &s->hwm,
                           s->unclean_until, s->stop, err);
+    if (rc == 0)
+        rc = refuse_impossible(s, err);
     if (rc == 0 && !s->warmed) {
         /* only topics that exist: asking for the others would auto-create them */
         size_t k = 0;

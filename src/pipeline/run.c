@@ -434,7 +434,8 @@ static int session(run_state *st, const cdc_checkpoint *saved, bool first, cdc_e
                                .slot = cfg->slot_name,
                                .tables = (const char *const *)tables,
                                .stop = &stop_requested,
-                               .unclean_until_ms = st->unclean_until_ms};
+                               .unclean_until_ms = st->unclean_until_ms,
+                               .server_wal = sys->xlogpos};
         rc = st->sink->ops->open(st->sink, &src, err);
     }
     free(tables);

@@ -14,7 +14,7 @@ import string
 import time
 
 import pgcdc_test
-from pgcdc_test import TestCase, free_port, run_pgcdc
+from pgcdc_test import TestCase, free_port, produce, run_pgcdc
 
 import kafka_check as kc
 
@@ -208,6 +208,32 @@ class KafkaErrorsTest(KafkaErrorsBase):
         self.assert_not_past(pg, ckpt, before_commit)
         kafka.up("all")
         self.deliver_later(pg, cfg, kafka.bootstrap, list(range(1, 101)))
+
+    def test_forged_position_refused(self):
+        """A message with this source's pgcdc.source header and a position beyond the server's
+        WAL (pgcdc never wrote it) must not become the partition's mark: every later change
+        of the partition would be skipped as "already in Kafka". pgcdc refuses to start,
+        naming the topic, the partition and the offset, and nothing is lost."""
+        pg = self.make_source()
+        kafka = self.broker(topics={"pgcdc.public.t": 1})
+        cfg, ckpt = self.config(pg, kafka.bootstrap)
+        pg.sql("INSERT INTO t VALUES (1, 'one')")
+        r = run_pgcdc(["start", "-c", cfg, "--endpos", kc.end_lsn(pg)], timeout=60)
+        self.assertEqual(r.returncode, 0, r)
+        forged = produce(kafka.bootstrap, "pgcdc.public.t", b'{"forged":true}', key=b'{"id":9}',
+                         headers=[("pgcdc.lsn", b"FFFFFFFF/FFFFFFFF"), ("pgcdc.ordinal", b"0"),
+                                  ("pgcdc.op", b"c"),
+                                  ("pgcdc.source", kc.source_id(pg, "pgcdc").encode())])
+        pg.sql("INSERT INTO t VALUES (2, 'two')")
+        r = run_pgcdc(["start", "-c", cfg, "--endpos", kc.end_lsn(pg)], timeout=60)
+        self.assertEqual(r.returncode, 4, r)
+        self.assertIn(f'pgcdc.public.t [0] at offset {forged["offset"]}: FFFFFFFF/FFFFFFFF #0',
+                      r.stderr)
+        self.assertIn("beyond the server's WAL", r.stderr)
+        # nothing was skipped: row 2 is not in Kafka yet, and the checkpoint is before it
+        msgs = pgcdc_test.consume_all(kafka.bootstrap, "pgcdc.public.t", timeout=20)
+        self.assertEqual([m["offset"] for m in msgs], [0, forged["offset"]])
+        self.assertEqual(forged["offset"], 1)
 
     def test_message_larger_than_the_producer_accepts(self):
         pg = self.make_source()
