@@ -243,8 +243,21 @@ int cdc_cmd_setup(const cdc_cli_args *args, const cdc_config *cfg, cdc_error *er
         }
         if (slot_sql) {
             snprintf(what, sizeof(what), "create replication slot \"%s\"", cfg->slot_name);
-            if ((rc = cdc_admin_exec(a, what, slot_sql, lsn, sizeof(lsn), err)) < 0)
+            if ((rc = cdc_admin_exec(a, what, slot_sql, lsn, sizeof(lsn), err)) < 0) {
+                /* leave nothing half done: drop the publication this run created */
+                char *drop = pub_sql ? cdc_admin_sql_drop_pub(a, cfg->publication_name) : NULL;
+                cdc_error derr = {0};
+                if (drop && cdc_admin_exec(a, "drop publication", drop, NULL, 0, &derr) == 0)
+                    cdc_err_detail(err,
+                                   "setup dropped the publication \"%s\" it had just "
+                                   "created: nothing was changed",
+                                   cfg->publication_name);
+                else if (drop)
+                    cdc_err_detail(err, "the publication \"%s\" created just before stays: %s",
+                                   cfg->publication_name, derr.msg);
+                free(drop);
                 goto out;
+            }
             printf("created replication slot \"%s\" (plugin pgoutput, database \"%s\") at %s\n",
                    cfg->slot_name, srv.database, lsn);
         } else {

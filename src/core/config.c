@@ -437,8 +437,47 @@ static const char *origin_of(const cdc_config *cfg, const char *key)
     return o ? o : "the default";
 }
 
+/* PostgreSQL's rule for replication slot names (ReplicationSlotValidateName). */
+static bool slot_name_valid(const char *n)
+{
+    size_t len = strlen(n);
+    if (len == 0 || len > 63)
+        return false;
+    for (; *n; n++)
+        if (!((*n >= 'a' && *n <= 'z') || (*n >= '0' && *n <= '9') || *n == '_'))
+            return false;
+    return true;
+}
+
+/* Kafka's topic name characters; the prefix leaves room for ".schema.table". */
+static bool topic_prefix_valid(const char *n)
+{
+    size_t len = strlen(n);
+    if (len == 0 || len > 200)
+        return false;
+    for (; *n; n++)
+        if (!((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') || (*n >= '0' && *n <= '9') ||
+              *n == '.' || *n == '_' || *n == '-'))
+            return false;
+    return true;
+}
+
 int cdc_config_check(const cdc_config *cfg, cdc_error *err)
 {
+    if (!slot_name_valid(cfg->slot_name)) {
+        cdc_err(err, CDC_ECONFIG, "%s: invalid slot.name \"%s\"", origin_of(cfg, "slot.name"),
+                cfg->slot_name);
+        cdc_err_hint(err, "PostgreSQL's replication slot names are 1 to 63 lower-case letters, "
+                          "digits and underscores");
+        return CDC_ECONFIG;
+    }
+    if (!topic_prefix_valid(cfg->topic_prefix)) {
+        cdc_err(err, CDC_ECONFIG, "%s: invalid topic.prefix \"%s\"", origin_of(cfg, "topic.prefix"),
+                cfg->topic_prefix);
+        cdc_err_hint(err, "Kafka topic names use only A-Z a-z 0-9 . _ -; the prefix may be up "
+                          "to 200 of them, leaving room for \".schema.table\"");
+        return CDC_ECONFIG;
+    }
     if (cfg->reconnect_backoff_min > cfg->reconnect_backoff_max) {
         cdc_err(err, CDC_ECONFIG,
                 "%s: reconnect.backoff.min (%lld ms) is greater than reconnect.backoff.max "

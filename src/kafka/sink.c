@@ -80,13 +80,15 @@ typedef struct kafka_sink {
     bool topic_is_table; /* topic is a table's (not the message topic) */
     cdc_lsn lsn_cached;  /* commit LSN whose text is in lsn_text */
     char lsn_text[CDC_LSN_STRLEN];
-    cdc_buf key;             /* scratch: encoded key */
-    cdc_buf value;           /* scratch: encoded value */
-    char *source;            /* pgcdc.source header: "<system id>/<database>/<slot>" */
-    cdc_hwm hwm;             /* last position per partition found at start */
-    volatile int *stop;      /* the pipeline's stop flag */
-    int64_t unclean_until;   /* cdc_sink_source.unclean_until_ms: scans wait for Kafka */
-    cdc_lsn server_wal;      /* cdc_sink_source.server_wal: no mark can be beyond it */
+    cdc_buf key;           /* scratch: encoded key */
+    cdc_buf value;         /* scratch: encoded value */
+    char *source;          /* pgcdc.source header: "<system id>/<database>/<slot>" */
+    cdc_hwm hwm;           /* last position per partition found at start */
+    volatile int *stop;    /* the pipeline's stop flag */
+    int64_t unclean_until; /* cdc_sink_source.unclean_until_ms: scans wait for Kafka */
+    cdc_lsn server_wal;    /* cdc_sink_source.server_wal: no mark can be beyond it */
+    char **sanitised;      /* topic names made valid (warned once each), owned */
+    size_t nsanitised;
     uint64_t skipped;        /* replayed messages already in Kafka, not sent again */
     uint64_t inflight_bytes; /* bytes awaiting delivery, with librdkafka's overhead */
     cdc_error failure;       /* first failed delivery; stops the pipeline */
@@ -165,10 +167,46 @@ static bool topic_name_valid(const char *name, size_t len)
     return true;
 }
 
+/* Replace every character Kafka does not allow in a topic name by '_' (as Debezium does);
+ * true when one was replaced. */
+static bool sanitise_topic(char *name, size_t len)
+{
+    bool changed = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-')) {
+            name[i] = '_';
+            changed = true;
+        }
+    }
+    return changed;
+}
+
+/* Say once per table that its topic name was sanitised. */
+static int warn_sanitised(kafka_sink *s, const char *schema, const char *table, cdc_error *err)
+{
+    for (size_t i = 0; i < s->nsanitised; i++)
+        if (strcmp(s->sanitised[i], s->topic.data) == 0)
+            return 0;
+    char **grown = realloc(s->sanitised, sizeof(*grown) * (s->nsanitised + 1));
+    if (grown == NULL || (grown[s->nsanitised] = strdup(s->topic.data)) == NULL) {
+        s->sanitised = grown ? grown : s->sanitised;
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    }
+    s->sanitised = grown;
+    s->nsanitised++;
+    cdc_log_warning("table \"%s.%s\" goes to topic \"%s\": kafka topic names allow only "
+                    "A-Z a-z 0-9 . _ -, and the others became \"_\"",
+                    schema, table, s->topic.data);
+    return 0;
+}
+
 /*
  * Topic of the event's table (NULL table: the message topic); kept while the
- * table repeats. CDC_EKAFKAFATAL, before anything of the table is produced,
- * when the name is not one Kafka accepts.
+ * table repeats. Characters Kafka does not allow become '_' (with a warning);
+ * CDC_EKAFKAFATAL, before anything of the table is produced, when the name is
+ * still not one Kafka accepts (over 249 bytes).
  */
 static int set_topic(kafka_sink *s, const char *schema, const char *table, cdc_error *err)
 {
@@ -189,6 +227,9 @@ static int set_topic(kafka_sink *s, const char *schema, const char *table, cdc_e
         rc = cdc_buf_printf(&s->topic, "%s.%s.%s", s->cfg->topic_prefix, schema, table);
     if (rc < 0)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
+    if (table != NULL && sanitise_topic(s->topic.data, s->topic.len) &&
+        (rc = warn_sanitised(s, schema, table, err)) < 0)
+        return rc;
     if (!topic_name_valid(s->topic.data, s->topic.len)) {
         if (table != NULL)
             cdc_err(err, CDC_EKAFKAFATAL,
@@ -491,9 +532,12 @@ static int ks_open(cdc_sink *base, const cdc_sink_source *src, cdc_error *err)
     char **topics = calloc(n + 1, sizeof(*topics));
     if (topics == NULL)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n && rc == 0; i++)
+    for (size_t i = 0; i < n && rc == 0; i++) {
         if (asprintf(&topics[i], "%s.%s", s->cfg->topic_prefix, src->tables[i]) < 0)
             rc = cdc_err(err, CDC_ENOMEM, "out of memory");
+        else
+            sanitise_topic(topics[i], strlen(topics[i])); /* as set_topic() names it */
+    }
     if (rc == 0 && asprintf(&topics[n], "%s.message", s->cfg->topic_prefix) < 0)
         rc = cdc_err(err, CDC_ENOMEM, "out of memory");
     s->hwm.wal_limit = s->server_wal;
@@ -540,6 +584,9 @@ static void ks_free(cdc_sink *base)
     free(s->latency.b);
     cdc_encoder_free(s->encoder);
     cdc_hwm_free(&s->hwm);
+    for (size_t i = 0; i < s->nsanitised; i++)
+        free(s->sanitised[i]);
+    free(s->sanitised);
     free(s->source);
     free(s->dbname);
     cdc_buf_free(&s->topic);

@@ -123,6 +123,19 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn(f"{path}:1: the line holds a NUL byte", r.stderr)
 
+    def test_invalid_slot_name_and_topic_prefix_refused_at_load(self):
+        """Both used to pass `pgcdc config`: the slot name failed in setup after the
+        publication was made, the prefix at the first event."""
+        for text, want in (("slot.name = My-Slot\n", 'invalid slot.name "My-Slot"'),
+                           ("slot.name = " + "s" * 64 + "\n", "invalid slot.name"),
+                           ("topic.prefix = shop/eu\n", 'invalid topic.prefix "shop/eu"'),
+                           ("topic.prefix = " + "p" * 201 + "\n", "invalid topic.prefix")):
+            path = self.conf("# x\n" + text)
+            for cmd in ("config", "setup"):
+                r = run(cmd, "-c", path)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(f"{path}:2: {want}", r.stderr)
+
     def test_directory_as_config_file_exits_2(self):
         d = os.path.dirname(self.conf("# x\n"))
         r = run("status", "-c", d)
