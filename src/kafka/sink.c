@@ -326,8 +326,11 @@ static int send_one(kafka_sink *s, const cdc_event *ev, uint64_t seq, unsigned s
     int32_t partition = RD_KAFKA_PARTITION_UA;
     const cdc_hwm_topic *t = cdc_hwm_find(&s->hwm, s->topic.data);
 
-    if (t == NULL && cdc_position_cmp(pos, s->hwm.max) <= 0) {
-        /* a topic not scanned at start (table added since): read its positions now */
+    if (t == NULL && (pos.lsn <= s->server_wal || cdc_position_cmp(pos, s->hwm.max) <= 0)) {
+        /* A topic not scanned at start: a table renamed, dropped or taken out of the
+         * publication since the checkpoint (the replay names it as it was then), or one
+         * added. An earlier run can have written it only below the server's WAL position
+         * at connect: read its positions now. */
         const char *one[1] = {s->topic.data};
         int rc = cdc_hwm_scan(s->cfg, s->source, one, 1, &s->hwm, s->unclean_until, s->stop, err);
         if (rc == 0)

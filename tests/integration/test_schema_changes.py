@@ -82,6 +82,37 @@ class SchemaChangeTest(TestCase):
         changes = [l for l in r.stderr.splitlines() if "changed shape" in l]
         self.assertEqual(len(changes), 5, r.stderr)
 
+    def test_crash_then_rename_drop_or_unpublish_repeats_nothing(self):
+        """Changes delivered but not checkpointed, then pgcdc killed, then the table renamed
+        (or dropped, or removed from the publication): the replay writes them under the
+        name the table had, a topic the restart did not read from the publication. They
+        must not be written twice."""
+        self.pg.sql("CREATE TABLE ra (id int PRIMARY KEY)")
+        self.pg.sql("CREATE TABLE rb (id int PRIMARY KEY)")
+        self.pg.sql("CREATE TABLE rc (id int PRIMARY KEY)")
+        self.pg.sql("CREATE PUBLICATION pgcdc FOR TABLE ra, rb, rc")
+        self.pg.sql("SELECT pg_create_logical_replication_slot('pgcdc', 'pgoutput')")
+        cfg = self.config(**{"checkpoint.interval": "1h"})
+        p = self.start_pgcdc(["start", "-c", cfg])
+        p.wait_for_output(r"streaming from slot", timeout=60)
+        for t in ("ra", "rb", "rc"):
+            self.pg.sql(f"INSERT INTO {t} SELECT generate_series(1, 5)")
+        topics = ["db.public.ra", "db.public.rb", "db.public.rc"]
+        pgcdc_test.wait_until(
+            lambda: len(consume_all(self.kafka.bootstrap, topics, timeout=10,
+                                    expect_count=15)) >= 15,
+            timeout=60, message="15 inserts in Kafka")
+        self.assertEqual(p.kill(), -9)
+        self.pg.sql("ALTER TABLE ra RENAME TO ra_renamed")
+        self.pg.sql("ALTER PUBLICATION pgcdc DROP TABLE rb")
+        self.pg.sql("DROP TABLE rc")
+        self.drain(cfg)
+        msgs = consume_all(self.kafka.bootstrap, topics + ["db.public.ra_renamed"], timeout=20)
+        per = {}
+        for m in msgs:
+            per[m["topic"]] = per.get(m["topic"], 0) + 1
+        self.assertEqual(per, {"db.public.ra": 5, "db.public.rb": 5, "db.public.rc": 5})
+
     def test_partitioned_table_via_root(self):
         pg = self.pg
         pg.sql("CREATE TABLE m (id int, region text, PRIMARY KEY (id, region)) "
