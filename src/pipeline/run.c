@@ -509,6 +509,20 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
         bool first = attempt == 0;
         cdc_err_clear(err);
         rc = session(&st, first ? (have_ckpt ? &saved : NULL) : &st.ckpt, first, err);
+        if (rc == CDC_ENOTFOUND && !first && strstr(err->msg, "replication slot") != NULL) {
+            /* it was there when this run started: someone dropped it under pgcdc */
+            cdc_err_clear(err);
+            cdc_err(err, CDC_EMISMATCH,
+                    "replication slot \"%s\" was dropped while pgcdc was running", cfg->slot_name);
+            cdc_err_detail(err,
+                           "pgcdc lost its replication connection and, reconnecting, "
+                           "found no slot; everything up to the checkpoint " CDC_LSN_FMT
+                           " is in Kafka, changes after it are lost to any new slot",
+                           CDC_LSN_ARGS(st.durable));
+            cdc_err_hint(err, "recreate the slot (pgcdc setup) and remove the checkpoint to "
+                              "stream from the new slot's position, or take a snapshot");
+            rc = CDC_EMISMATCH;
+        }
         if (rc == 0 || stop_requested || !is_transient(rc) || (first && st.connected_ms == 0))
             break;
 

@@ -434,6 +434,25 @@ class SlotFaultTest(FaultTestBase):
         self.more_changes(pg)
         self.assert_refused(pg, kafka, cfg, ckpt, finals, saved)
 
+    def test_slot_dropped_while_running_exits_4(self):
+        pg, kafka, cfg, _ = self.source()
+        p = self.start(cfg)
+        w = self.workload(pg)
+        time.sleep(2)
+        # an active slot cannot be dropped: end its walsender, then drop it before pgcdc
+        # reconnects
+        wait_until(lambda: pg.sql_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(active_pid) FROM "
+            "pg_replication_slots WHERE slot_name = 'pgcdc' AND active) s") >= 0 and
+            pg.sql_one("SELECT count(pg_drop_replication_slot(slot_name)) FROM "
+                       "pg_replication_slots WHERE slot_name = 'pgcdc' AND NOT active") > 0,
+            timeout=30, interval=0.01, message="the slot dropped")
+        w.finish()
+        rc = p.wait(60)
+        self.assertEqual(rc, 4, p.stderr()[-3000:])
+        self.assertIn('replication slot "pgcdc" was dropped while pgcdc was running',
+                      p.stderr())
+
     def test_slot_advanced_past_checkpoint(self):
         pg, kafka, cfg, ckpt, finals, saved = self.run_then_stop()
         self.more_changes(pg)
