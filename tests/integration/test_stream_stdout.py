@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import stat
+import subprocess
 import time
 
 import pgcdc_test
@@ -204,6 +205,24 @@ class StreamWorkloadTest(StreamTestBase):
             self.assertIn("kafka.sasl.password=*", cmdline)
             p.signal(signal.SIGTERM)
             self.assertEqual(p.wait(20), 0, p.stderr())
+
+    def test_sigpipe_on_stdout_stops_clearly_and_loses_nothing(self):
+        """`pgcdc start --sink stdout | head -2`: the reader goes away mid-transaction.
+        pgcdc must exit non-zero saying why, and its checkpoint must not pass the
+        transaction it could not write: the next run sends it whole. (Already so: tried
+        for issue 11, kept as a test.)"""
+        pg, cfg, ckpt = self.make_source()
+        pg.sql("INSERT INTO a SELECT g, 'v' FROM generate_series(1, 5000) g")
+        r = subprocess.run(["bash", "-o", "pipefail", "-c",
+                            f'"{pgcdc_test.proc.pgcdc_bin()}" start -c "{cfg}" --sink stdout '
+                            f"| head -2 > /dev/null"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0, r)
+        self.assertIn("cannot write to standard output: Broken pipe", r.stderr)
+        r = pgcdc_test.run_pgcdc(["start", "-c", cfg, "--sink", "stdout", "--endpos",
+                       pg.sql_one("SELECT pg_current_wal_insert_lsn()::text")], timeout=60)
+        self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(r.stdout.count('"op":"c"'), 5000)
 
     def test_sighup_stops_as_sigterm(self):
         """SIGHUP (a closed terminal, a service manager's reload) stops pgcdc as SIGTERM
