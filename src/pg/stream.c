@@ -148,9 +148,11 @@ static int check_slot(cdc_stream *s, const char *slot, cdc_error *err)
     if (lit == NULL)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
     snprintf(sql, sizeof(sql),
-             "SELECT plugin, slot_type, database, active, active_pid, confirmed_flush_lsn "
+             "SELECT plugin, slot_type, database, active, active_pid, confirmed_flush_lsn, %s, "
+             "current_setting('max_slot_wal_keep_size') "
              "FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
-             lit);
+             /* wal_status: PostgreSQL 13 and later */
+             s->sys.server_version >= 130000 ? "wal_status" : "NULL::text", lit);
     free(lit);
     PGresult *res = cdc_pg_exec(s->conn, "look up the replication slot", sql, err);
     if (res == NULL)
@@ -172,6 +174,19 @@ static int check_slot(cdc_stream *s, const char *slot, cdc_error *err)
                      "replication slot \"%s\" belongs to database \"%s\", not \"%s\"", slot,
                      PQgetvalue(res, 0, 2), s->sys.dbname);
         cdc_err_hint(err, "point source.dsn at database \"%s\"", PQgetvalue(res, 0, 2));
+    } else if (strcmp(PQgetvalue(res, 0, 6), "lost") == 0) {
+        /* PostgreSQL removed WAL the slot still needed: no reconnect brings it back */
+        rc = cdc_err(err, CDC_EPGSETUP,
+                     "replication slot \"%s\" was invalidated: the server removed WAL it still "
+                     "needed (max_slot_wal_keep_size = %s)",
+                     slot, PQgetvalue(res, 0, 7));
+        cdc_err_detail(err, "pgcdc fell behind by more than max_slot_wal_keep_size (stopped, "
+                            "or Kafka slower than the writes); the changes in the removed WAL "
+                            "are lost to this slot, everything up to pgcdc's checkpoint is in "
+                            "Kafka");
+        cdc_err_hint(err, "raise max_slot_wal_keep_size (or -1 for no limit), drop and recreate "
+                          "the slot (pgcdc teardown, pgcdc setup), remove the checkpoint, and "
+                          "take a snapshot to recover the lost changes");
     } else if (strcmp(PQgetvalue(res, 0, 3), "t") == 0) {
         rc = cdc_err(err, CDC_EPG, "replication slot \"%s\" is in use by process %s", slot,
                      PQgetvalue(res, 0, 4));

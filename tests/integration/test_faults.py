@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 import unittest
@@ -452,6 +453,34 @@ class SlotFaultTest(FaultTestBase):
         self.assertEqual(rc, 4, p.stderr()[-3000:])
         self.assertIn('replication slot "pgcdc" was dropped while pgcdc was running',
                       p.stderr())
+
+    def test_slot_invalidated_by_max_slot_wal_keep_size(self):
+        """pgcdc frozen while WAL piles up beyond max_slot_wal_keep_size: the server
+        invalidates the slot and ends its walsender. pgcdc must stop with an error that
+        names the setting, not reconnect for ever."""
+        pg, kafka, cfg, _ = self.source(settings={"max_slot_wal_keep_size": "1MB"})
+        p = self.start(cfg)
+        w = self.workload(pg)
+        time.sleep(2)
+        w.finish()
+        self.wait_delivered(pg, kafka, p)
+        p.signal(signal.SIGSTOP)
+        try:
+            for _ in range(4):
+                pg.sql(f"INSERT INTO {TABLE} SELECT -g, 0 FROM generate_series(1, 1000) g "
+                       "ON CONFLICT DO NOTHING")
+                pg.sql("SELECT pg_switch_wal()")
+            pg.sql("CHECKPOINT")
+            wait_until(lambda: pg.slot("pgcdc")["wal_status"] == "lost", timeout=60,
+                       message="the slot invalidated")
+        finally:
+            p.signal(signal.SIGCONT)
+        rc = p.wait(60)
+        err = p.stderr()
+        self.assertEqual(rc, 1, err[-3000:])
+        self.assertIn('replication slot "pgcdc" was invalidated', err)
+        self.assertIn("max_slot_wal_keep_size = 1MB", err)
+        self.assertLessEqual(err.count("reconnecting to postgresql"), 2, err[-3000:])
 
     def test_slot_advanced_past_checkpoint(self):
         pg, kafka, cfg, ckpt, finals, saved = self.run_then_stop()
