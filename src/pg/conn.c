@@ -1,10 +1,12 @@
 /* conn.c - connecting to PostgreSQL and running queries with clear errors */
 #include "pg_int.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pgcdc/config.h"
+#include "pgcdc/log.h"
 
 /* Strip libpq's trailing newline(s) in place. */
 static void chomp(char *s)
@@ -51,7 +53,7 @@ static void scrub(char *msg, size_t sz, const char *dsn, const char *shown)
 
 int cdc_pg_connect(const char *dsn, cdc_pg_conn_kind kind, PGconn **ret_conn, cdc_error *err)
 {
-    const char *keys[5], *vals[5];
+    const char *keys[6], *vals[6];
     int n = 0;
     /* a default that the dsn (expanded after it) overrides: an unreachable host must
      * not block a reconnect attempt for the kernel's TCP timeout */
@@ -66,6 +68,10 @@ int cdc_pg_connect(const char *dsn, cdc_pg_conn_kind kind, PGconn **ret_conn, cd
      * session into a walsender (see cdc_catalog_publication_tables) */
     keys[n] = "replication";
     vals[n++] = kind == CDC_PG_REPLICATION ? "database" : "false";
+    /* pgoutput converts text values and names to the client encoding (pq_sendcountedtext):
+     * UTF-8, whatever the database's, is what the encoders need */
+    keys[n] = "client_encoding";
+    vals[n++] = "UTF8";
     keys[n] = NULL;
     vals[n] = NULL;
 
@@ -96,7 +102,20 @@ int cdc_pg_connect(const char *dsn, cdc_pg_conn_kind kind, PGconn **ret_conn, cd
     }
     /* Deterministic text output regardless of the role's settings: the walsender's
      * output functions use these, so the encoders can parse values exactly. */
-    PGresult *res = PQexec(conn, "SET datestyle = 'ISO'; SET intervalstyle = 'postgres'; "
+    /* SQL_ASCII stores bytes without an encoding: converting them to UTF-8 fails on the
+     * first byte that is not, and the walsender would stop there on every reconnect. Take
+     * them as they are; the encoders make such bytes U+FFFD (JSON) or hex (stdout). */
+    const char *enc = PQparameterStatus(conn, "server_encoding");
+    bool sql_ascii = enc != NULL && strcmp(enc, "SQL_ASCII") == 0;
+    if (sql_ascii && kind == CDC_PG_REPLICATION)
+        cdc_log_warning("database encoding is SQL_ASCII: text is sent as stored, and bytes "
+                        "that are not UTF-8 become U+FFFD in JSON events; use a UTF8 database "
+                        "to capture them exactly");
+    PGresult *res =
+        PQexec(conn, sql_ascii ? "SET datestyle = 'ISO'; SET intervalstyle = 'postgres'; "
+                                 "SET extra_float_digits = 3; SET lc_monetary = 'C'; "
+                                 "SET client_encoding = 'SQL_ASCII'"
+                               : "SET datestyle = 'ISO'; SET intervalstyle = 'postgres'; "
                                  "SET extra_float_digits = 3; SET lc_monetary = 'C'");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         cdc_err(err, CDC_EPG, "cannot set session parameters: %s", PQerrorMessage(conn));
