@@ -92,6 +92,10 @@ int cdc_pg_connect(const char *dsn, cdc_pg_conn_kind kind, PGconn **ret_conn, cd
         else if (strstr(msg, "Connection refused") || strstr(msg, "No such file or directory"))
             cdc_err_hint(err, "is the server running and accepting connections at that host and "
                               "port? check source.dsn");
+        else if (strstr(msg, "certificate verify failed") || strstr(msg, "does not match host"))
+            cdc_err_hint(err, "the server's certificate does not verify: point sslrootcert in "
+                              "source.dsn at the CA that signed it, and with "
+                              "sslmode=verify-full use the host name the certificate names");
         else if (strstr(msg, "does not exist"))
             cdc_err_hint(err, "check the dbname and user in source.dsn");
         else if (strstr(msg, "replication connection") || strstr(msg, "pg_hba.conf"))

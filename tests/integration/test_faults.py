@@ -138,7 +138,7 @@ class FaultTestBase(TestCase):
 
 
 class PostgresFaultTest(FaultTestBase):
-    def restart_under_load(self, mode):
+    def restart_under_load(self, mode, down=3):
         pg, kafka, cfg, _ = self.source()
         p = self.start(cfg)
         w = self.workload(pg)
@@ -146,7 +146,9 @@ class PostgresFaultTest(FaultTestBase):
         self.assertIsNotNone(self.walsender_pid(pg))
         # down for a few seconds, so that more than one reconnection attempt fails
         pg.stop(mode)
-        time.sleep(3)
+        time.sleep(down)
+        self.assertTrue(p.alive(), f"pgcdc gave up while the server was down:\n"
+                                   f"{p.stderr()[-3000:]}")
         pg.start()
         p.wait_for_output(r"streaming from slot .*\(reconnected\)", timeout=60)
         time.sleep(2)
@@ -160,6 +162,11 @@ class PostgresFaultTest(FaultTestBase):
         self.stop(p)
         self.drain_and_count(pg, kafka, cfg)
         print(f"{len(attempts)} reconnection attempts", flush=True)
+
+    def test_down_60s(self):
+        """Stopped for a minute while streaming: pgcdc keeps retrying (backoff capped at
+        reconnect.backoff.max) and resumes exactly once."""
+        self.restart_under_load("fast", down=60)
 
     def test_restart_fast(self):
         self.restart_under_load("fast")

@@ -224,6 +224,43 @@ class StreamWorkloadTest(StreamTestBase):
         self.assertEqual(r.returncode, 0, r)
         self.assertEqual(r.stdout.count('"op":"c"'), 5000)
 
+    def test_sslmode_verify_full(self):
+        """A server with a certificate from a private CA: sslmode=verify-full with that CA
+        streams, with another CA pgcdc refuses at once with libpq's reason and a hint,
+        and changes nothing."""
+        import pwd
+        import test_kafka_real_errors as tls
+        pg, cfg, ckpt = self.make_source()
+        d = os.path.join(pg.dir, "tls")
+        os.makedirs(d)
+        tls.make_ca(d, "right")
+        tls.make_ca(d, "wrong")
+        tls.make_server_cert(d, "right")
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            for f in os.listdir(d):
+                os.chown(os.path.join(d, f), pw.pw_uid, pw.pw_gid)
+            os.chown(d, pw.pw_uid, pw.pw_gid)
+        os.chmod(os.path.join(d, "server.key"), 0o600)
+        pg.set_config("ssl_cert_file", os.path.join(d, "server.pem"))
+        pg.set_config("ssl_key_file", os.path.join(d, "server.key"))
+        pg.set_config("ssl", True)
+        pg.sql("INSERT INTO a VALUES (1, 'over tls')")
+        end = pg.sql_one("SELECT pg_current_wal_insert_lsn()::text")
+        base = pg.dsn() + " sslmode=verify-full sslrootcert="
+        r = pgcdc_test.run_pgcdc(["start", "-c", cfg, "--sink", "stdout", "--endpos", end,
+                                  "-o", f"source.dsn={base}{d}/wrong.pem"], timeout=60)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("certificate verify failed", r.stderr)
+        self.assertIn("hint: the server's certificate does not verify: point sslrootcert",
+                      r.stderr)
+        self.assertFalse(os.path.exists(ckpt))
+        self.assertNotIn('"op":"c"', r.stdout)
+        r = pgcdc_test.run_pgcdc(["start", "-c", cfg, "--sink", "stdout", "--endpos", end,
+                                  "-o", f"source.dsn={base}{d}/right.pem"], timeout=60)
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn('"v":"over tls"', r.stdout)
+
     def test_sighup_stops_as_sigterm(self):
         """SIGHUP (a closed terminal, a service manager's reload) stops pgcdc as SIGTERM
         does: drained, checkpointed, exit 0, and said in the log."""
