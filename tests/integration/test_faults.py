@@ -163,6 +163,7 @@ class PostgresFaultTest(FaultTestBase):
         self.drain_and_count(pg, kafka, cfg)
         print(f"{len(attempts)} reconnection attempts", flush=True)
 
+    @pgcdc_test.broker.postgres_side_only("a PostgreSQL outage; the Kafka side stays up")
     def test_down_60s(self):
         """Stopped for a minute while streaming: pgcdc keeps retrying (backoff capped at
         reconnect.backoff.max) and resumes exactly once."""

@@ -89,6 +89,13 @@ def testbroker_only(why):
     return mark
 
 
+def postgres_side_only(why):
+    """Mark a test case about the PostgreSQL side only (a long server outage, say): it runs
+    once, on the test broker, and the real-Kafka mirror leaves it out as it leaves out
+    testbroker_only cases (why says why the mirror adds nothing)."""
+    return testbroker_only(why)
+
+
 class Broker:
     """A Kafka cluster for one test; a context manager.
 
