@@ -208,9 +208,6 @@ static void nap(int ms, volatile int *stop)
         usleep(50000);
 }
 
-/* How long the scan retries a partition whose last message cannot be read. */
-#define READ_RETRY_MS 60000
-
 /* The position reader's error callback: refusals that need a person (cdc_kafka_refusal_note). */
 typedef struct scan_watch {
     const cdc_config *cfg;
@@ -498,7 +495,7 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
             rc = cdc_err(err, CDC_EKAFKA, "cannot read partitions: %s", rd_kafka_err2str(e));
         size_t done = 0;
-        int64_t last_log = cdc_kafka_mono_ms(), retry_since = 0;
+        int64_t last_log = cdc_kafka_mono_ms(), retry_since = 0, retry_warned = 0;
         while (rc == 0 && done < want) {
             if (*stop) {
                 rc = cdc_err(err, CDC_EINTERRUPTED, "stopped while reading kafka positions");
@@ -507,17 +504,6 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
             rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
             if (m == NULL && (rc = refused(rk, &watch, err)) < 0)
                 break;
-            if (m == NULL && retry_since > 0 && cdc_kafka_mono_ms() - retry_since > READ_RETRY_MS) {
-                rc = cdc_err(err, CDC_EKAFKA,
-                             "cannot read the last message of %zu kafka partitions for %d s",
-                             want - done, READ_RETRY_MS / 1000);
-                cdc_err_detail(err, "pgcdc reads the last message of every partition it writes "
-                                    "before streaming, to skip what Kafka already holds; "
-                                    "without it a replay could repeat messages");
-                cdc_err_hint(err, "see the warnings above for the partitions and why; check "
-                                  "the topics and the brokers, then start pgcdc again");
-                break;
-            }
             if (m == NULL) {
                 if (cdc_kafka_mono_ms() - last_log > 10000) {
                     cdc_log_warning("still reading the last message of kafka partitions: %zu of "
@@ -549,25 +535,21 @@ int cdc_hwm_scan(const cdc_config *cfg, const char *source, const char *const *t
                              rd_kafka_message_errstr(m));
                 cdc_err_hint(err, "pgcdc reads the last message of each of its partitions at "
                                   "start: allow its principal to read (Describe, Read) its topics");
-            } else if (retry_since > 0 && cdc_kafka_mono_ms() - retry_since > READ_RETRY_MS) {
-                /* never give up deduplication for a partition that could not be read:
-                 * stop instead, and say which */
-                rc =
-                    cdc_err(err, CDC_EKAFKA, "cannot read the last message of %s [%d] for %d s: %s",
-                            rd_kafka_topic_name(m->rkt), (int)m->partition, READ_RETRY_MS / 1000,
-                            rd_kafka_message_errstr(m));
-                cdc_err_detail(err, "pgcdc reads the last message of every partition it writes "
-                                    "before streaming, to skip what Kafka already holds; "
-                                    "without it a replay could repeat messages");
-                cdc_err_hint(err, "check the topic (deleted and recreated? unreadable?) and the "
-                                  "brokers, then start pgcdc again");
             } else {
-                /* a broker down, a partition moving, ...: read it again after a pause */
+                /* a broker down, a partition moving, ...: read it again after a pause, for as
+                 * long as it takes (or until a stop): never give up deduplication */
+                int64_t now = cdc_kafka_mono_ms();
                 if (retry_since == 0)
-                    retry_since = cdc_kafka_mono_ms();
-                cdc_log_warning("cannot read the last message of %s [%d] yet: %s; retrying",
-                                rd_kafka_topic_name(m->rkt), (int)m->partition,
-                                rd_kafka_message_errstr(m));
+                    retry_since = now;
+                if (now - retry_warned >= 10000 || retry_warned == 0) {
+                    cdc_log_warning("cannot read the last message of %s [%d] yet: %s; retrying "
+                                    "(for %lld s now; pgcdc does not stream before it knows "
+                                    "what Kafka holds)",
+                                    rd_kafka_topic_name(m->rkt), (int)m->partition,
+                                    rd_kafka_message_errstr(m),
+                                    (long long)(now - retry_since) / 1000);
+                    retry_warned = now;
+                }
                 const rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
                     assign, rd_kafka_topic_name(m->rkt), m->partition);
                 nap(500, stop);
