@@ -565,18 +565,20 @@ int cdc_config_load_file(cdc_config *cfg, const char *path, cdc_error *err)
         char *s = trim(line);
         if (*s == '\0' || *s == '#')
             continue;
+        char text[160]; /* the line as written: split_kv() cuts it up */
+        snprintf(text, sizeof(text), "%s", s);
         if (split_kv(s, &key, &value) < 0) {
             char shown[160];
             /* the first word may name a secret: then its value is not shown */
-            size_t w = strcspn(s, " \t:");
+            size_t w = strcspn(text, " \t:");
             char first[128];
             snprintf(first, sizeof(first), "%.*s", (int)(w < sizeof(first) ? w : sizeof(first) - 1),
-                     s);
-            if (cdc_config_is_secret_key(first) || strstr(s, "password") != NULL ||
-                strstr(s, "://") != NULL)
+                     text);
+            if (cdc_config_is_secret_key(first) || strstr(text, "password") != NULL ||
+                strstr(text, "://") != NULL)
                 snprintf(shown, sizeof(shown), "%s ...", first);
             else
-                snprintf(shown, sizeof(shown), "%.79s", s);
+                snprintf(shown, sizeof(shown), "%.79s", text);
             rc = cdc_err(err, CDC_ECONFIG, "%s: malformed line \"%s\"", origin, shown);
             cdc_err_hint(err, "each line is \"key = value\", a \"# comment\" or empty");
             break;

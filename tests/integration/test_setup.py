@@ -61,6 +61,24 @@ class ServerSettingFailures(SetupTestCase):
         self.assertNothingCreated(pg, db)
 
 
+    def test_slot_failure_undoes_the_publication(self):
+        """The slot cannot be made after the publication was (here another session takes
+        the slot's name in between: an event trigger on CREATE PUBLICATION makes a
+        physical slot of that name). setup must not leave the publication behind."""
+        pg = self.pg_cluster()
+        db = new_db(pg)
+        pg.sql(f"""CREATE FUNCTION take_slot() RETURNS event_trigger LANGUAGE plpgsql AS $$
+                   BEGIN PERFORM pg_create_physical_replication_slot('{db}'); END $$""",
+               dbname=db)
+        pg.sql("CREATE EVENT TRIGGER take_slot ON ddl_command_end "
+               "WHEN TAG IN ('CREATE PUBLICATION') EXECUTE FUNCTION take_slot()", dbname=db)
+        r = run_pgcdc(["setup", "-c", self.config(pg.dsn(dbname=db), db)])
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("already exists", r.stderr)
+        self.assertIn(f'setup dropped the publication "{db}" it had just created', r.stderr)
+        self.assertEqual(pg.sql_one("SELECT count(*) FROM pg_publication", dbname=db), 0)
+
+
 class SetupChecks(SetupTestCase):
     @classmethod
     def setUpClass(cls):

@@ -117,6 +117,12 @@ class CliTest(unittest.TestCase):
             self.assertIn("postgresql://u:********@[::1:5432/d", r.stderr)
             self.assertNotIn("hunter2", r.stderr + r.stdout)
 
+    def test_malformed_line_with_empty_key_is_echoed(self):
+        path = self.conf("# x\n = orphan value\n")
+        r = run("config", "-c", path)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f'{path}:2: malformed line "= orphan value"', r.stderr)
+
     def test_nul_byte_in_a_value_refused(self):
         path = self.conf("slot.name = pg\0cdc\n")
         r = run("config", "-c", path)
