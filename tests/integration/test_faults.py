@@ -277,6 +277,39 @@ class BrokerFaultTest(FaultTestBase):
         self.drain_and_count(pg, kafka, cfg)
 
 
+    @pgcdc_test.testbroker_only("fetch errors are injected")
+    def test_scan_retries_an_unreadable_partition_past_a_minute(self):
+        """The restart scan cannot read the last message of a partition for over a
+        minute (every fetch fails): pgcdc must keep trying, saying so, and never stream
+        without the mark or give up; once the partition reads, it resumes exactly once."""
+        pg, kafka, cfg, _ = self.source(topics={TOPIC: 1})
+        p = self.start(cfg)
+        w = self.workload(pg)
+        time.sleep(2)
+        w.finish()
+        self.wait_delivered(pg, kafka, p)
+        self.assertEqual(p.kill(), -9)
+        w = self.workload(pg)
+        time.sleep(1)
+        w.finish()
+        # INVALID_REQUEST for every fetch, kept topped up for 65 s (the consumer retries
+        # between 4 and 25 times a second), then cleared
+        kafka.push_errors(pgcdc_test.broker.API_FETCH, *([42] * 200))
+        p = self.start_pgcdc(["start", "-c", cfg], name="pgcdc#2")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 65:
+            time.sleep(2)
+            kafka.push_errors(pgcdc_test.broker.API_FETCH, *([42] * 100))
+            self.assertTrue(p.alive(), f"pgcdc gave up the scan:\n{p.stderr()[-3000:]}")
+            self.assertNotIn("streaming from slot", p.stderr())
+        kafka.clear_errors(pgcdc_test.broker.API_FETCH)
+        self.assertRegex(p.stderr(), r"cannot read the last message of .* yet: .*retrying "
+                                     r"\(for [1-9]\d* s now")
+        p.wait_for_output(r"streaming from slot", timeout=240)
+        self.wait_delivered(pg, kafka, p, timeout=120)
+        self.stop(p)
+        self.drain_and_count(pg, kafka, cfg)
+
     @pgcdc_test.testbroker_only("a produce error is injected")
     def test_producer_sequence_desynchronised(self):
         """The broker answers a produce request with OUT_OF_ORDER_SEQUENCE_NUMBER for the

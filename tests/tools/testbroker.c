@@ -14,6 +14,7 @@
  *     topic NAME PARTITIONS     create a topic
  *     leader NAME PARTITION K   move the partition's leader to broker K (-1: none)
  *     errors APIKEY ERR...      fail the next requests of APIKEY with these codes
+ *     clear-errors APIKEY       drop the codes still queued for APIKEY
  *     topic-error NAME ERR      return ERR for NAME in metadata (0 clears)
  *     bootstrap                 answer "ok bootstrap=..."
  *     ping                      answer "ok"
@@ -196,6 +197,14 @@ static int run_command(rd_kafka_mock_cluster_t *mc, const tb_options *opt, char 
             errs[i - 2] = (rd_kafka_resp_err_t)n;
         }
         rd_kafka_mock_push_request_errors_array(mc, (int16_t)apikey, (size_t)(argc - 2), errs);
+        reply("ok");
+    } else if (strcmp(argv[0], "clear-errors") == 0 && argc == 2) {
+        int apikey;
+        if (parse_int(argv[1], 0, 32767, &apikey) != 0) {
+            reply("error: invalid api key \"%s\"", argv[1]);
+            return 0;
+        }
+        rd_kafka_mock_clear_request_errors(mc, (int16_t)apikey);
         reply("ok");
     } else if (strcmp(argv[0], "topic-error") == 0 && argc == 3) {
         if (parse_int(argv[2], -200, 1000, &n) != 0) {

@@ -240,6 +240,10 @@ class Broker:
         """Fail the next len(errors) requests of api_key with these error codes, in order."""
         self.command(f"errors {api_key} " + " ".join(str(int(e)) for e in errors))
 
+    def clear_errors(self, api_key):
+        """Drop the error codes still queued for api_key by push_errors()."""
+        self.command(f"clear-errors {api_key}")
+
     def topic_error(self, topic, err):
         self.command(f"topic-error {topic} {int(err)}")
 
