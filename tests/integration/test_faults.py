@@ -468,6 +468,7 @@ class SlotFaultTest(FaultTestBase):
         print(counts.line(), flush=True)
         counts.assert_exact(self)
 
+    @pgcdc_test.broker.postgres_side_only("the slot's fate is PostgreSQL's; the Kafka side stays up")
     def test_slot_dropped_and_recreated(self):
         pg, kafka, cfg, ckpt, finals, saved = self.run_then_stop()
         pg.sql("SELECT pg_drop_replication_slot('pgcdc')")
@@ -476,6 +477,7 @@ class SlotFaultTest(FaultTestBase):
         self.more_changes(pg)
         self.assert_refused(pg, kafka, cfg, ckpt, finals, saved)
 
+    @pgcdc_test.broker.postgres_side_only("the slot's fate is PostgreSQL's; the Kafka side stays up")
     def test_slot_dropped_while_running_exits_4(self):
         pg, kafka, cfg, _ = self.source()
         p = self.start(cfg)
@@ -495,6 +497,7 @@ class SlotFaultTest(FaultTestBase):
         self.assertIn('replication slot "pgcdc" was dropped while pgcdc was running',
                       p.stderr())
 
+    @pgcdc_test.broker.postgres_side_only("the slot's fate is PostgreSQL's; the Kafka side stays up")
     def test_slot_invalidated_by_max_slot_wal_keep_size(self):
         """pgcdc frozen while WAL piles up beyond max_slot_wal_keep_size: the server
         invalidates the slot and ends its walsender. pgcdc must stop with an error that
@@ -523,6 +526,7 @@ class SlotFaultTest(FaultTestBase):
         self.assertIn("max_slot_wal_keep_size = 1MB", err)
         self.assertLessEqual(err.count("reconnecting to postgresql"), 2, err[-3000:])
 
+    @pgcdc_test.broker.postgres_side_only("the slot's fate is PostgreSQL's; the Kafka side stays up")
     def test_slot_advanced_past_checkpoint(self):
         pg, kafka, cfg, ckpt, finals, saved = self.run_then_stop()
         self.more_changes(pg)
