@@ -793,10 +793,10 @@ void cdc_config_print_keys(FILE *out)
         }
     }
     fprintf(out, "%-31s default: see below\n", "kafka.<property>");
-    fprintf(out,
-            "    any librdkafka property, passed through unchanged (checked when loaded);\n"
-            "    pgcdc sets enable.idempotence=true, acks=all, message.timeout.ms=0 and\n"
-            "    a Java-compatible murmur2 partitioner unless given (docs/CONFIGURATION.md)\n");
+    fprintf(out, "    any librdkafka property, passed through unchanged (checked when loaded);\n"
+                 "    pgcdc sets enable.idempotence=true, acks=all, message.timeout.ms=0,\n"
+                 "    enable.gapless.guarantee=true and a Java-compatible murmur2 partitioner\n"
+                 "    unless given (docs/CONFIGURATION.md)\n");
 }
 
 void cdc_config_print(const cdc_config *cfg, FILE *out)
