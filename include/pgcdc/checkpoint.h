@@ -8,7 +8,7 @@
 #include "pgcdc/error.h"
 #include "pgcdc/lsn.h"
 
-#define CDC_CKPT_FORMAT_VERSION 2 /* 1 is still read (as not stopped cleanly) */
+#define CDC_CKPT_FORMAT_VERSION 3 /* 1 and 2 are still read (1 as not stopped cleanly) */
 
 typedef struct cdc_checkpoint {
     int version;           /* file format version, CDC_CKPT_FORMAT_VERSION */
@@ -23,6 +23,10 @@ typedef struct cdc_checkpoint {
      * commit messages a dead run may have left unreplicated. A run clears it
      * before it produces anything. */
     bool stopped_cleanly;
+    /* Snapshot progress (src/snapshot, cdc_snapshot_progress): "" when no snapshot was
+     * asked for (and in files of formats 1 and 2), "done", or "running ...". Only
+     * progress whose rows are all delivered is written. */
+    char snapshot[2048];
 } cdc_checkpoint;
 
 /*

@@ -10,9 +10,13 @@
 #include "pgcdc/error.h"
 
 typedef enum cdc_format { CDC_FORMAT_JSON = 0, CDC_FORMAT_PROTOBUF = 1 } cdc_format;
+/* Debezium's snapshot.mode names; "never" is read as no_data. */
 typedef enum cdc_snapshot_mode {
-    CDC_SNAPSHOT_NEVER = 0,
-    CDC_SNAPSHOT_INITIAL = 1
+    CDC_SNAPSHOT_INITIAL = 0,      /* snapshot once (no checkpoint yet), then stream */
+    CDC_SNAPSHOT_INITIAL_ONLY = 1, /* snapshot, then stop */
+    CDC_SNAPSHOT_NO_DATA = 2,      /* stream only */
+    CDC_SNAPSHOT_WHEN_NEEDED = 3,  /* as initial, and again when the checkpoint is unusable */
+    CDC_SNAPSHOT_NEVER_ALIAS = 4,  /* the choice "never"; stored as NO_DATA */
 } cdc_snapshot_mode;
 typedef enum cdc_decimal_mode {
     CDC_DECIMAL_STRING = 0,
@@ -58,6 +62,7 @@ typedef struct cdc_config {
     int64_t checkpoint_interval;         /* ms between checkpoint writes */
     int64_t status_interval;             /* ms between standby status updates */
     int snapshot_mode;                   /* cdc_snapshot_mode */
+    int64_t snapshot_chunk_size;         /* rows per snapshot chunk */
     bool tombstones;                     /* tombstone after delete */
     bool publish_truncate;               /* publish op t */
     bool publish_messages;               /* publish op m */

@@ -104,6 +104,9 @@ typedef struct cdc_event {
     uint64_t ordinal;     /* 0, 1, 2, ... in the order of the transaction's events */
     int64_t commit_ts_us; /* commit time, Unix microseconds; 0 when unknown */
     const char *origin;   /* replication origin of the transaction, NULL when none */
+    /* op r: Debezium's source.snapshot ("first", "first_in_data_collection", "true",
+     * "last_in_data_collection", "last"); NULL for streamed events */
+    const char *snapshot;
 
     /* relation: insert, update, delete, truncate (and read) */
     uint32_t relid;                  /* pg_class oid */
@@ -153,7 +156,7 @@ bool cdc_event_key_changed(const cdc_event *ev);
  * and the golden format of the decoder tests. Keys, in this order:
  *
  *   op, xid, lsn, commit_lsn, end_lsn (null when unknown), ordinal,
- *   commit_ts_us, origin (only when set), then
+ *   commit_ts_us, snapshot (op r only), origin (only when set), then
  *   - row ops: relid, schema, table, replica_identity ("d" "n" "f" "i"),
  *     columns [{name, type_oid, typmod, [type_name,] key}], key [names],
  *     before_image (null, "key", "full"), before, after

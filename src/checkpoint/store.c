@@ -42,7 +42,15 @@ static int render(const cdc_checkpoint *c, char *buf, size_t sz)
                            "stopped_cleanly = %d\n",
                      CDC_CKPT_FORMAT_VERSION, c->system_id, c->timeline, c->database, c->slot,
                      cdc_lsn_format(c->lsn, lsn), c->written_at_ms, c->stopped_cleanly ? 1 : 0);
-    return n < 0 || (size_t)n >= sz ? -1 : n;
+    if (n < 0 || (size_t)n >= sz)
+        return -1;
+    if (c->snapshot[0] != '\0') {
+        int m = snprintf(buf + n, sz - (size_t)n, "snapshot = %s\n", c->snapshot);
+        if (m < 0 || (size_t)m >= sz - (size_t)n)
+            return -1;
+        n += m;
+    }
+    return n;
 }
 
 static int write_all(int fd, const char *p, size_t n)
@@ -78,11 +86,11 @@ static int fsync_dir_of(const char *path)
 
 int cdc_ckpt_write(const char *path, const cdc_checkpoint *ckpt, cdc_error *err)
 {
-    char body[1024], tmp[4096];
+    char body[4096], tmp[4096];
     cdc_checkpoint c = *ckpt;
     struct timeval tv;
 
-    if (strchr(c.database, '\n') || strchr(c.slot, '\n'))
+    if (strchr(c.database, '\n') || strchr(c.slot, '\n') || strchr(c.snapshot, '\n'))
         return cdc_err(err, CDC_EINVAL, "checkpoint names must not contain newlines");
     if (c.written_at_ms == 0) {
         gettimeofday(&tv, NULL);
@@ -186,6 +194,9 @@ static int parse_line(cdc_checkpoint *c, char *line, unsigned *seen)
             return -1;
         c->stopped_cleanly = v[0] == '1';
         *seen |= 64;
+    } else if (strcmp(k, "snapshot") == 0 && c->version >= 3) {
+        if ((size_t)snprintf(c->snapshot, sizeof(c->snapshot), "%s", v) >= sizeof(c->snapshot))
+            return -1;
     } else {
         return -1;
     }
@@ -194,7 +205,7 @@ static int parse_line(cdc_checkpoint *c, char *line, unsigned *seen)
 
 int cdc_ckpt_read(const char *path, cdc_checkpoint *ret, cdc_error *err)
 {
-    char data[4096];
+    char data[8192];
     FILE *f = fopen(path, "r");
     if (f == NULL) {
         if (errno == ENOENT)

@@ -9,12 +9,6 @@ static int run(const cdc_cli_args *args, const cdc_config *cfg, bool require_che
 {
     cdc_sink *sink = NULL;
     int rc;
-    if (cfg->snapshot_mode != CDC_SNAPSHOT_NEVER) {
-        cdc_err(err, CDC_ENOTIMPL, "snapshot.mode = initial is not implemented yet");
-        cdc_err_hint(err, "use snapshot.mode = never; rows that exist before the slot was created "
-                          "are not captured");
-        return CDC_ENOTIMPL;
-    }
     if (args->sink == CDC_SINK_STDOUT) {
         rc = cdc_sink_stdout_new(&sink, err);
     } else {

@@ -57,8 +57,13 @@ static const key_def keys[] = {
      "longest time between checkpoint writes while changes are delivered"},
     {"status.interval", KT_DURATION, OFF(status_interval), "10s", NULL, 100, 3600000,
      "longest time between standby status updates sent to the server"},
-    {"snapshot.mode", KT_ENUM, OFF(snapshot_mode), "never", "never|initial", 0, 0,
-     "whether to copy existing rows before streaming"},
+    {"snapshot.mode", KT_ENUM, OFF(snapshot_mode), "initial",
+     "initial|initial_only|no_data|when_needed|never", 0, 0,
+     "existing rows as op r events: initial (once, then stream), initial_only (then stop), "
+     "no_data (stream only; never is the same), when_needed (also when the checkpoint is "
+     "unusable)"},
+    {"snapshot.chunk.size", KT_INT, OFF(snapshot_chunk_size), "10240", NULL, 1, 1000000,
+     "rows a snapshot reads per query; a crash reads at most one chunk again"},
     {"tombstones", KT_BOOL, OFF(tombstones), "true", NULL, 0, 0,
      "follow every delete with a null-value tombstone for compacted topics"},
     {"publish.truncate", KT_BOOL, OFF(publish_truncate), "true", NULL, 0, 0,
@@ -233,6 +238,8 @@ static int set_value(cdc_config *cfg, const key_def *k, const char *value, const
             cdc_err_hint(err, "valid values are: %s", list);
             return CDC_ECONFIG;
         }
+        if (k->offset == OFF(snapshot_mode) && i == CDC_SNAPSHOT_NEVER_ALIAS)
+            i = CDC_SNAPSHOT_NO_DATA; /* Debezium's old name */
         *(int *)base = i;
         return 0;
     }

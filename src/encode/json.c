@@ -1165,9 +1165,12 @@ static void jw_source(cdc_enc_jw *w, const cdc_encoder *e, const cdc_event *ev, 
 {
     jw_raw(w, e->json_src_head.data, e->json_src_head.len);
     jw_i64(w, cdc_enc_floor_div(ts_us, 1000));
-    if (ev->op == CDC_EVENT_READ)
-        JW_LIT(w, ",\"snapshot\":\"true\"");
-    else
+    if (ev->op == CDC_EVENT_READ) {
+        JW_LIT(w, ",\"snapshot\":\"");
+        jw_raw(w, ev->snapshot ? ev->snapshot : "true",
+               strlen(ev->snapshot ? ev->snapshot : "true"));
+        jw_putc(w, '"');
+    } else
         JW_LIT(w, ",\"snapshot\":\"false\"");
     jw_raw(w, e->json_src_db.data, e->json_src_db.len);
     /* sequence: a string holding ["<commit lsn>","<event lsn>"], decimal */

@@ -237,6 +237,10 @@ int cdc_event_to_json_line(const cdc_event *ev, cdc_buf *out)
     else
         jw_lsn(&w, ev->end_lsn);
     jw_fmt(&w, ",\"ordinal\":%" PRIu64 ",\"commit_ts_us\":%" PRId64, ev->ordinal, ev->commit_ts_us);
+    if (ev->snapshot) {
+        jw_lit(&w, ",\"snapshot\":");
+        jw_cstr(&w, ev->snapshot);
+    }
     if (ev->origin) {
         jw_lit(&w, ",\"origin\":");
         jw_cstr(&w, ev->origin);

@@ -12,6 +12,7 @@
 #include "pgcdc/log.h"
 #include "pgcdc/pgoutput.h"
 #include "pgcdc/pipeline.h"
+#include "pgcdc/snapshot.h"
 #include "pgcdc/stream.h"
 
 #include "keys.h"
@@ -54,7 +55,16 @@ typedef struct run_state {
     cdc_keymap keymap;        /* primary keys of REPLICA IDENTITY FULL tables */
     cdc_schemas schemas;      /* shape of each table seen, to log changes once */
     int64_t unclean_until_ms; /* an earlier run may have been sending until then; 0: none */
+    cdc_snapshot *snap;       /* the snapshot being taken, NULL when none is wanted */
+    uint64_t snap_seq;        /* tracker transaction of the chunk being handed over, 0: none */
 } run_state;
+
+/* While a snapshot runs, endpos waits: the snapshot finishes first (its rows sit at
+ * watermarks beyond endpos), then streaming stops at the next transaction past it. */
+static bool endpos_applies(const run_state *st)
+{
+    return st->opts->has_endpos && !cdc_snapshot_active(st->snap);
+}
 
 /* ------------------------------------------------------------------------
  * Decoder callbacks
@@ -67,12 +77,15 @@ static int on_begin(const cdc_event_txn *txn, void *arg)
     if (st->cur_seq == 0)
         return cdc_err(&st->cb_err, CDC_ENOMEM, "out of memory");
     cdc_tracker_set_commit_time(st->tracker, st->cur_seq, txn->commit_ts_us);
+    cdc_snapshot_txn(st->snap, txn->xid, txn->commit_lsn);
     return 0;
 }
 
 static int on_event(const cdc_event *ev, void *arg)
 {
     run_state *st = arg;
+    if (ev->op == CDC_EVENT_MESSAGE && cdc_snapshot_mark(st->snap, ev))
+        return 0; /* a snapshot watermark: pgcdc's own, never published */
     uint64_t seq = st->cur_seq;
     bool standalone = seq == 0; /* a non-transactional message between transactions */
     if (standalone && (seq = cdc_tracker_open(st->tracker)) == 0)
@@ -85,6 +98,8 @@ static int on_event(const cdc_event *ev, void *arg)
             return krc;
         ev = &rekeyed;
     }
+    if (ev->op != CDC_EVENT_MESSAGE)
+        cdc_snapshot_change(st->snap, ev);
     int rc = st->sink->ops->event(st->sink, ev, seq, &st->cb_err);
     if (rc < 0)
         return rc;
@@ -124,6 +139,14 @@ static int write_checkpoint(run_state *st, bool clean, cdc_error *err)
         w = st->durable;
     st->ckpt.lsn = w;
     st->ckpt.stopped_cleanly = clean;
+    if (st->snap) {
+        const char *p = cdc_snapshot_progress(st->snap, w);
+        if (strlen(p) >= sizeof(st->ckpt.snapshot))
+            /* a key too long to record: the older progress stays (a crash reads more again) */
+            cdc_log_debug("snapshot progress too long for the checkpoint; keeping the last");
+        else
+            snprintf(st->ckpt.snapshot, sizeof(st->ckpt.snapshot), "%s", p);
+    }
     st->ckpt.written_at_ms = 0;
     int rc = cdc_ckpt_write(st->opts->cfg->checkpoint_path, &st->ckpt, err);
     if (rc < 0) {
@@ -209,7 +232,7 @@ static int read_batch(run_state *st, cdc_error *err)
     int handled = 0;
     const cdc_run_opts *o = st->opts;
     while (handled < 1024 && !st->endpos_reached && !stop_requested &&
-           !st->sink->ops->busy(st->sink)) {
+           !st->sink->ops->busy(st->sink) && !cdc_snapshot_emitting(st->snap)) {
         cdc_stream_msg m;
         int r = cdc_stream_next(st->stream, &m, err);
         if (r <= 0)
@@ -223,11 +246,11 @@ static int read_batch(run_state *st, cdc_error *err)
                 st->reply_pending = true;
             if (!in_txn && cdc_tracker_advance_idle(st->tracker, m.wal_end))
                 cdc_log_debug("idle: watermark moves to " CDC_LSN_FMT, CDC_LSN_ARGS(m.wal_end));
-            if (o->has_endpos && !in_txn && m.wal_end >= o->endpos)
+            if (endpos_applies(st) && !in_txn && m.wal_end >= o->endpos)
                 st->endpos_reached = true;
             continue;
         }
-        if (o->has_endpos && !in_txn) {
+        if (endpos_applies(st) && !in_txn) {
             cdc_lsn final;
             if ((begin_final_lsn(m.data, m.len, &final) && final > o->endpos) ||
                 m.wal_start > o->endpos) {
@@ -322,22 +345,65 @@ static int drain(run_state *st, int64_t timeout_ms, bool stream_alive, cdc_error
     return 0;
 }
 
+/*
+ * The snapshot's share of the loop: hand a chunk's rows to the sink while it
+ * has room (the stream waits at the chunk's high watermark meanwhile), or
+ * read the next chunk. Returns 1 when it did something, 0, or an error.
+ */
+static int snapshot_step(run_state *st, cdc_error *err)
+{
+    if (st->snap == NULL)
+        return 0;
+    if (!cdc_snapshot_emitting(st->snap)) {
+        return cdc_snapshot_work(st->snap, st->durable, err);
+    }
+    if (st->snap_seq == 0 && (st->snap_seq = cdc_tracker_open(st->tracker)) == 0)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    int did = 0;
+    while (!st->sink->ops->busy(st->sink)) {
+        cdc_event ev;
+        int nrc = cdc_snapshot_next(st->snap, &ev, err);
+        if (nrc < 0)
+            return nrc;
+        if (nrc == 0) {
+            cdc_tracker_close(st->tracker, st->snap_seq, cdc_snapshot_chunk_done(st->snap));
+            st->snap_seq = 0;
+            return 1;
+        }
+        int rc = st->sink->ops->event(st->sink, &ev, st->snap_seq, err);
+        if (rc < 0)
+            return rc;
+        cdc_crashpoint("snapshot-row"); /* "snapshot-row:N": in the middle of a chunk */
+        st->events++;
+        did = 1;
+    }
+    return did;
+}
+
 static int loop(run_state *st, cdc_error *err)
 {
     const cdc_config *cfg = st->opts->cfg;
     const int64_t every = status_every(st);
     int rc = 0;
     while (!stop_requested) {
+        int sn = snapshot_step(st, err);
+        if (sn < 0)
+            return sn;
+        if (endpos_applies(st) && !st->endpos_reached && st->received >= st->opts->endpos &&
+            cdc_pgo_decoder_txn(st->dec) == NULL)
+            st->endpos_reached = true; /* a snapshot took the stream past endpos */
         int n = read_batch(st, err);
         if (n < 0)
             return n;
+        n += sn;
         if ((rc = st->sink->ops->poll(st->sink, 0, err)) < 0)
             return rc;
 
         int64_t now = cdc_now_ms();
         cdc_lsn w = cdc_tracker_watermark(st->tracker);
         bool done = st->endpos_reached && cdc_tracker_idle(st->tracker);
-        if (w > st->durable && (done || now - st->last_ckpt_ms >= cfg->checkpoint_interval)) {
+        if (w > st->durable && (done || now - st->last_ckpt_ms >= cfg->checkpoint_interval ||
+                                cdc_snapshot_progress_waiting(st->snap, w))) {
             if ((rc = write_checkpoint(st, false, err)) < 0)
                 return rc;
             st->reply_pending = true; /* tell the server promptly */
@@ -349,6 +415,11 @@ static int loop(run_state *st, cdc_error *err)
             return CDC_EPG;
         if (done)
             return 0;
+        if (cfg->snapshot_mode == CDC_SNAPSHOT_INITIAL_ONLY && st->snap &&
+            !cdc_snapshot_active(st->snap)) {
+            cdc_log_info("snapshot.mode = initial_only: the snapshot is in kafka, stopping");
+            return 0;
+        }
         if (n > 0)
             continue;
 
@@ -389,6 +460,22 @@ static int session(run_state *st, const cdc_checkpoint *saved, bool first, cdc_e
     if (rc < 0)
         return rc;
     const cdc_system_info *sys = cdc_stream_system(st->stream);
+    if (saved && first && cfg->snapshot_mode == CDC_SNAPSHOT_WHEN_NEEDED &&
+        saved->system_id == sys->system_id && saved->lsn < cdc_stream_slot_confirmed(st->stream)) {
+        /* the checkpoint cannot be resumed from: changes after it are gone. when_needed
+         * takes a new snapshot from the slot's position instead of stopping. */
+        cdc_log_warning("checkpoint " CDC_LSN_FMT " is behind slot \"%s\" (confirmed " CDC_LSN_FMT
+                        "): snapshot.mode = when_needed takes a new snapshot and streams from "
+                        "the slot",
+                        CDC_LSN_ARGS(saved->lsn), cfg->slot_name,
+                        CDC_LSN_ARGS(cdc_stream_slot_confirmed(st->stream)));
+        saved = NULL;
+        cdc_snapshot_free(st->snap);
+        st->snap = NULL;
+        if ((rc = cdc_snapshot_new("running 0 -", (size_t)cfg->snapshot_chunk_size, &st->snap,
+                                   err)) < 0)
+            return rc;
+    }
     if (saved && (rc = check_checkpoint(st, saved, err)) < 0)
         return rc;
 
@@ -400,6 +487,11 @@ static int session(run_state *st, const cdc_checkpoint *saved, bool first, cdc_e
                                     .lsn = start};
         snprintf(st->ckpt.database, sizeof(st->ckpt.database), "%s", sys->dbname);
         snprintf(st->ckpt.slot, sizeof(st->ckpt.slot), "%s", cfg->slot_name);
+        if (st->snap)
+            snprintf(st->ckpt.snapshot, sizeof(st->ckpt.snapshot), "%s",
+                     cdc_snapshot_progress(st->snap, start));
+        else if (saved)
+            snprintf(st->ckpt.snapshot, sizeof(st->ckpt.snapshot), "%s", saved->snapshot);
         st->durable = start;
         if (saved && saved->stopped_cleanly) {
             /* The next start must know that this run may die with messages in flight:
@@ -416,6 +508,7 @@ static int session(run_state *st, const cdc_checkpoint *saved, bool first, cdc_e
         return cdc_err(err, CDC_ENOMEM, "out of memory");
     st->sink->tracker = st->tracker;
     st->cur_seq = 0;
+    st->snap_seq = 0;
     cdc_pgo_decoder_reset(st->dec);
 
     /* The publication must exist (a missing one is permanent, not worth a reconnect).
@@ -441,6 +534,9 @@ static int session(run_state *st, const cdc_checkpoint *saved, bool first, cdc_e
     free(tables);
     if (rc < 0)
         return rc;
+    if (st->snap && (rc = cdc_snapshot_connect(st->snap, cfg->source_dsn, cfg->publication_name,
+                                               sys->server_version, err)) < 0)
+        return rc;
     if ((rc = cdc_stream_start(st->stream, start, err)) < 0)
         return rc;
     cdc_log_info("streaming from slot \"%s\" publication \"%s\" database \"%s\" at " CDC_LSN_FMT
@@ -449,7 +545,7 @@ static int session(run_state *st, const cdc_checkpoint *saved, bool first, cdc_e
                  saved && first ? "checkpoint"
                  : first        ? "slot position"
                                 : "reconnected");
-    if (opts->has_endpos && start >= opts->endpos) {
+    if (endpos_applies(st) && start >= opts->endpos) {
         st->endpos_reached = true;
         cdc_log_info("already at or past endpos " CDC_LSN_FMT, CDC_LSN_ARGS(opts->endpos));
     }
@@ -498,6 +594,29 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
     signal(SIGPIPE, SIG_IGN);
     stop_requested = 0;
     srand((unsigned)(cdc_now_ms() ^ getpid()));
+
+    if (cfg->snapshot_mode != CDC_SNAPSHOT_NO_DATA) {
+        /* A first run (no checkpoint) takes the snapshot; a checkpoint carries on with one
+         * it records as running. A checkpoint without snapshot progress comes from a run
+         * that streamed without one (or an older pgcdc): none is started under it. */
+        const char *progress = !have_ckpt ? "running 0 -" : saved.snapshot;
+        if (progress[0] != '\0' && strcmp(progress, "done") != 0) {
+            if ((rc = cdc_snapshot_new(progress, (size_t)cfg->snapshot_chunk_size, &st.snap, err)) <
+                0)
+                return rc;
+            cdc_log_info("snapshot.mode = %s: %s",
+                         cfg->snapshot_mode == CDC_SNAPSHOT_INITIAL        ? "initial"
+                         : cfg->snapshot_mode == CDC_SNAPSHOT_INITIAL_ONLY ? "initial_only"
+                                                                           : "when_needed",
+                         have_ckpt ? "resuming the snapshot recorded in the checkpoint"
+                                   : "reading the existing rows of every published table");
+        } else if (cfg->snapshot_mode == CDC_SNAPSHOT_INITIAL_ONLY) {
+            cdc_log_info("snapshot.mode = initial_only: %s; nothing to do",
+                         progress[0] ? "the checkpoint records the snapshot as done"
+                                     : "the checkpoint records streaming without a snapshot");
+            return 0;
+        }
+    }
 
     cdc_pgo_handler h = {.begin = on_begin, .event = on_event, .commit = on_commit, .arg = &st};
     if ((rc = cdc_pgo_decoder_new(&h, &st.dec, err)) < 0)
@@ -600,5 +719,6 @@ out:
     cdc_tracker_free(st.tracker);
     cdc_keymap_free(&st.keymap);
     cdc_schemas_free(&st.schemas);
+    cdc_snapshot_free(st.snap);
     return rc;
 }

@@ -142,6 +142,7 @@ def json_event(raw):
         "after": json_row(d["after"]),
         "commit_lsn": json.loads(src["sequence"])[0],
         "ordinal": None,  # the JSON envelope does not carry it
+        "snapshot": src.get("snapshot"),
     }
 
 
@@ -360,17 +361,24 @@ def ordered(msgs):
     return sorted(msgs, key=lambda m: (m["lsn"], m["ordinal"]))
 
 
-def rebuild(msgs, columns, key_columns):
+def rebuild(msgs, columns, key_columns, snapshot=False):
     """Apply a topic's events in (lsn, ordinal) order: returns (Counter of row tuples, problems).
 
     columns: the table's columns in order. key_columns: primary key columns, or
     [] for a table without one (then an update or delete applies to one row
     equal to its before image).
+
+    snapshot: the topic has snapshot rows (op r), applied as a consumer must: a row read
+    replaces the row of its key; an update or delete may name a key the consumer has not
+    seen (a row that existed before the slot, changed before its chunk was read). A table
+    without a key is read in one pass, at one position: its first row read
+    (source.snapshot first or first_in_data_collection) replaces everything held for it.
     """
     problems = []
     keyed = {}   # key tuple -> row tuple (tables with a key)
     bag = collections.Counter()  # row tuple -> count (tables without one)
     kidx = [columns.index(c) for c in key_columns]
+    read_seen = False  # a table without a key: its snapshot read has begun
 
     def row_of(img, what):
         missing = [c for c in columns if c not in img]
@@ -397,10 +405,13 @@ def rebuild(msgs, columns, key_columns):
                 continue
             if kidx:
                 k = tuple(r[i] for i in kidx)
-                if k in keyed:
+                if k in keyed and op == "c":
                     problems.append(f"{where}: create of existing key {k}")
                 keyed[k] = r
             else:
+                if op == "r" and ev.get("snapshot") in ("first", "first_in_data_collection"):
+                    bag.clear()
+                    read_seen = True
                 bag[r] += 1
         elif op == "u":
             r = row_of(ev["after"], where)
@@ -408,13 +419,14 @@ def rebuild(msgs, columns, key_columns):
                 continue
             if kidx:
                 k = tuple(r[i] for i in kidx)
-                if k not in keyed:
+                if k not in keyed and not snapshot:
                     problems.append(f"{where}: update of missing key {k}")
                 keyed[k] = r
             else:
                 old = row_of(ev["before"] or {}, where + " before")
                 if old is None or bag[old] <= 0:
-                    problems.append(f"{where}: update of a missing row {old}")
+                    if not snapshot or read_seen:  # before its read: a row not seen yet
+                        problems.append(f"{where}: update of a missing row {old}")
                 else:
                     bag[old] -= 1
                 bag[r] += 1
@@ -422,12 +434,13 @@ def rebuild(msgs, columns, key_columns):
             img = ev["before"] or {}
             if kidx:
                 k = tuple(img.get(c) for c in key_columns)
-                if keyed.pop(k, None) is None:
+                if keyed.pop(k, None) is None and not snapshot:
                     problems.append(f"{where}: delete of missing key {k}")
             else:
                 old = row_of(img, where)
                 if old is None or bag[old] <= 0:
-                    problems.append(f"{where}: delete of a missing row {old}")
+                    if not snapshot or read_seen:
+                        problems.append(f"{where}: delete of a missing row {old}")
                 else:
                     bag[old] -= 1
         else:

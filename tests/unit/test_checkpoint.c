@@ -114,6 +114,40 @@ static void test_version_1_reads_as_not_stopped_cleanly(void **state)
     }
 }
 
+/* Format 3 carries the snapshot's progress; a checkpoint without it (formats 1 and 2, or a
+ * run that took none) reads as "" and writes no line. */
+static void test_snapshot_progress_round_trip(void **state)
+{
+    (void)state;
+    cdc_error err = {0};
+    cdc_checkpoint w = sample(0x2000), r;
+    strcpy(w.snapshot, "running 16385 3432,6b");
+    assert_int_equal(cdc_ckpt_write(path, &w, &err), 0);
+    assert_int_equal(cdc_ckpt_read(path, &r, &err), 0);
+    assert_string_equal(r.snapshot, "running 16385 3432,6b");
+    w.snapshot[0] = '\0';
+    assert_int_equal(cdc_ckpt_write(path, &w, &err), 0);
+    FILE *f = fopen(path, "r");
+    char text[1024] = {0};
+    assert_non_null(f);
+    assert_true(fread(text, 1, sizeof(text) - 1, f) > 0);
+    fclose(f);
+    assert_null(strstr(text, "snapshot"));
+    strcpy(r.snapshot, "stale");
+    assert_int_equal(cdc_ckpt_read(path, &r, &err), 0);
+    assert_string_equal(r.snapshot, "");
+
+    /* a snapshot line in a format 2 file is not a format 2 file */
+    const char *v2 = "pgcdc-checkpoint 2\nsystem_identifier = 7\ntimeline = 1\n"
+                     "database = shop\nslot = s\nlsn = 0/3000\nwritten_at_ms = 5\n"
+                     "stopped_cleanly = 1\nsnapshot = done\n";
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "%scrc32 = %08x\n", v2, crc32_of(v2, strlen(v2)));
+    fclose(f);
+    assert_int_equal(cdc_ckpt_read(path, &r, &err), CDC_EPROTO);
+}
+
 static void test_corruption_detected(void **state)
 {
     (void)state;
@@ -187,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_and_replace),
         cmocka_unit_test(test_stopped_cleanly_round_trip),
         cmocka_unit_test(test_version_1_reads_as_not_stopped_cleanly),
+        cmocka_unit_test(test_snapshot_progress_round_trip),
         cmocka_unit_test(test_corruption_detected),
         cmocka_unit_test(test_unwritable_dir_keeps_old),
     };

@@ -31,12 +31,18 @@ def _config_value(v):
 
 
 def write_config(path, settings):
-    """Write settings as `key = value` lines (dict order); returns path."""
+    """Write settings as `key = value` lines (dict order); returns path.
+
+    Tests that do not test snapshots stream only: snapshot.mode = no_data is added (last,
+    so that the line numbers of the other keys stay) unless settings name it. A value of
+    None leaves a key out (and, for snapshot.mode, keeps pgcdc's default)."""
     with open(path, "w") as f:
         for k, v in settings.items():
             if v is None:
                 continue
             f.write(f"{k} = {_config_value(v)}\n")
+        if "snapshot.mode" not in settings:
+            f.write("snapshot.mode = no_data\n")
     return os.fspath(path)
 
 

@@ -1,0 +1,861 @@
+/* snapshot.c - chunked snapshot reads merged into the stream at watermarks (docs/DESIGN.md) */
+#include "pgcdc/snapshot.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "pgcdc/log.h"
+#include "pgcdc/snapread.h"
+
+/*
+ * Recently streamed transactions (xid, commit LSN). A transaction can be
+ * invisible to a chunk's snapshot although its commit record lies before the
+ * low watermark: it wrote the record, and had not yet left the server's
+ * list of running transactions when the snapshot was taken. The stream has
+ * already carried its changes, so the chunk must not overwrite them: a chunk
+ * whose snapshot lists such a transaction as running is read again.
+ */
+#define RING 16384
+
+typedef enum wstate {
+    W_NONE = 0, /* no chunk in the air */
+    W_READ,     /* low watermark written, rows read; high watermark not yet written */
+    W_WAIT_H,   /* high watermark written; the stream has not reached it */
+    W_EMIT,     /* at the high watermark: rows go to the sink */
+} wstate;
+
+typedef struct pending {
+    cdc_lsn h;  /* the chunk's rows are delivered once the watermark passes h */
+    char *text; /* progress after the chunk */
+} pending;
+
+/* Rows a one-pass read of a table without a chunk key fetches at a time. */
+#define PASS_BATCH 1000
+
+struct cdc_snapshot {
+    size_t chunk_size;
+    cdc_snapread *r;     /* reads */
+    cdc_snapread *marks; /* watermarks (a one-pass read keeps r in its transaction) */
+    cdc_snap_table *tables;
+    size_t ntables;
+
+    /* progress: durable (in a checkpoint), and where the next read starts */
+    char *durable;
+    bool done;
+    uint32_t cur_relid;
+    char **after; /* chunk key values of the last row read of cur_relid, NULL: from start */
+    size_t nafter;
+    pending *pend;
+    size_t npend, cappend;
+    char *progress_buf;
+
+    /* the chunk in the air */
+    wstate ws;
+    uint64_t run_id, seq;
+    bool seen_low;
+    cdc_lsn low, high;
+    size_t ti;                         /* table index, ntables for the closing marker chunk */
+    cdc_snap_rows *rows;               /* NULL for the closing marker chunk; a pass: its snapshot */
+    bool pass;                         /* a one-pass read of a table without a chunk key */
+    cdc_snap_rows *batch, *next_batch; /* a pass: rows being handed over, and the next ones */
+    size_t batch_i;
+    size_t nrows; /* rows to hand over (the read asks for one more) */
+    bool more;    /* the table has rows after this chunk */
+    bool conflict;
+    bool *dropped;
+    uint32_t *hash; /* open addressing: row index + 1, 0 empty */
+    size_t hcap;
+    size_t emit_i;
+    uint64_t ordinal;
+    int64_t read_us;
+    cdc_event_value *vals;
+    /* a streamed table's chunk key column indexes, per columns array seen */
+    const cdc_event_column *map_cols;
+    size_t map_ncols;
+    int *map; /* nchunk indexes into the event's columns, -1 missing */
+    size_t map_n;
+
+    uint32_t ring_xid[RING];
+    cdc_lsn ring_lsn[RING];
+    size_t ring_pos, ring_n;
+
+    /* chunks read again in a row, and when the next may start */
+    unsigned retries_in_row;
+    int64_t retry_at_ms, last_retry_log_ms;
+    uint32_t behind_xid; /* the transaction that made the last chunk be read again */
+
+    bool first_row_sent;
+    int64_t table_start_ms, last_log_ms;
+    uint64_t table_rows;
+    cdc_snapshot_stats st;
+};
+
+static int64_t now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* ------------------------------------------------------------------------
+ * Progress text
+ * ------------------------------------------------------------------------ */
+
+static void free_after(cdc_snapshot *s)
+{
+    for (size_t i = 0; i < s->nafter; i++)
+        free(s->after[i]);
+    free(s->after);
+    s->after = NULL;
+    s->nafter = 0;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Parse progress text into done / cur_relid / after. -1 when malformed. */
+static int parse_progress(cdc_snapshot *s, const char *text)
+{
+    free_after(s);
+    s->done = false;
+    s->cur_relid = 0;
+    if (strcmp(text, "done") == 0 || text[0] == '\0') {
+        s->done = true;
+        return 0;
+    }
+    unsigned long relid;
+    char *end;
+    if (strncmp(text, "running ", 8) != 0)
+        return -1;
+    relid = strtoul(text + 8, &end, 10);
+    if (*end != ' ' || relid > UINT32_MAX)
+        return -1;
+    s->cur_relid = (uint32_t)relid;
+    const char *p = end + 1;
+    if (strcmp(p, "-") == 0)
+        return 0;
+    size_t n = 1;
+    for (const char *q = p; *q; q++)
+        n += *q == ',';
+    s->after = calloc(n, sizeof(*s->after));
+    if (s->after == NULL)
+        return -1;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len % 2)
+            return -1;
+        char *v = malloc(len / 2 + 1);
+        if (v == NULL)
+            return -1;
+        for (size_t i = 0; i < len / 2; i++) {
+            int hi = hexval(p[2 * i]), lo = hexval(p[2 * i + 1]);
+            if (hi < 0 || lo < 0) {
+                free(v);
+                return -1;
+            }
+            v[i] = (char)(hi << 4 | lo);
+        }
+        v[len / 2] = '\0';
+        s->after[s->nafter++] = v;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+/* The progress text of the in-memory state (malloc'd), NULL when out of memory. */
+static char *render_progress(const cdc_snapshot *s)
+{
+    if (s->done)
+        return strdup("done");
+    size_t len = 32;
+    for (size_t i = 0; i < s->nafter; i++)
+        len += strlen(s->after[i]) * 2 + 1;
+    char *t = malloc(len);
+    if (t == NULL)
+        return NULL;
+    int o = snprintf(t, len, "running %" PRIu32 " ", s->cur_relid);
+    if (s->nafter == 0) {
+        t[o++] = '-';
+    } else {
+        static const char hx[] = "0123456789abcdef";
+        for (size_t i = 0; i < s->nafter; i++) {
+            if (i)
+                t[o++] = ',';
+            for (const unsigned char *p = (const unsigned char *)s->after[i]; *p; p++) {
+                t[o++] = hx[*p >> 4];
+                t[o++] = hx[*p & 15];
+            }
+        }
+    }
+    t[o] = '\0';
+    return t;
+}
+
+int cdc_snapshot_new(const char *progress, size_t chunk_size, cdc_snapshot **ret, cdc_error *err)
+{
+    cdc_snapshot *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    s->chunk_size = chunk_size ? chunk_size : 1;
+    s->durable = strdup(progress);
+    if (s->durable == NULL) {
+        free(s);
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    }
+    if (parse_progress(s, progress) < 0) {
+        cdc_err(err, CDC_EPROTO, "unreadable snapshot progress \"%s\" in the checkpoint", progress);
+        cdc_snapshot_free(s);
+        return CDC_EPROTO;
+    }
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    s->run_id = ((uint64_t)tv.tv_sec << 20) ^ (uint64_t)tv.tv_usec ^ ((uint64_t)rand() << 32);
+    *ret = s;
+    return 0;
+}
+
+static void drop_window(cdc_snapshot *s)
+{
+    if (s->pass)
+        cdc_snapread_pass_end(s->r);
+    s->pass = false;
+    cdc_snap_rows_free(s->batch);
+    cdc_snap_rows_free(s->next_batch);
+    s->batch = s->next_batch = NULL;
+    s->batch_i = 0;
+    cdc_snap_rows_free(s->rows);
+    s->rows = NULL;
+    free(s->dropped);
+    s->dropped = NULL;
+    free(s->hash);
+    s->hash = NULL;
+    s->hcap = 0;
+    s->ws = W_NONE;
+    s->seen_low = false;
+    s->conflict = false;
+}
+
+void cdc_snapshot_disconnect(cdc_snapshot *s)
+{
+    if (s == NULL)
+        return;
+    drop_window(s);
+    cdc_snapread_close(s->r);
+    cdc_snapread_close(s->marks);
+    s->r = s->marks = NULL;
+}
+
+void cdc_snapshot_free(cdc_snapshot *s)
+{
+    if (s == NULL)
+        return;
+    cdc_snapshot_disconnect(s);
+    cdc_snap_tables_free(s->tables, s->ntables);
+    free_after(s);
+    for (size_t i = 0; i < s->npend; i++)
+        free(s->pend[i].text);
+    free(s->pend);
+    free(s->durable);
+    free(s->progress_buf);
+    free(s->vals);
+    free(s->map);
+    free(s);
+}
+
+bool cdc_snapshot_active(const cdc_snapshot *s)
+{
+    return s != NULL && strcmp(s->durable, "done") != 0 && s->durable[0] != '\0';
+}
+
+int cdc_snapshot_connect(cdc_snapshot *s, const char *dsn, const char *publication,
+                         int server_version, cdc_error *err)
+{
+    cdc_snapshot_disconnect(s);
+    /* back to what a checkpoint holds: rows handed over since may not be delivered */
+    for (size_t i = 0; i < s->npend; i++)
+        free(s->pend[i].text);
+    s->npend = 0;
+    if (parse_progress(s, s->durable) < 0)
+        return cdc_err(err, CDC_EPROTO, "unreadable snapshot progress \"%s\"", s->durable);
+    if (!cdc_snapshot_active(s))
+        return 0;
+    if (server_version < 140000) {
+        cdc_err(err, CDC_ECONFIG,
+                "snapshot.mode needs PostgreSQL 14 or later to read existing rows (this server "
+                "is %d.%d)",
+                server_version / 10000, server_version % 10000 / 100);
+        cdc_err_detail(err, "a snapshot places its rows in the stream with logical decoding "
+                            "messages, which pgoutput sends from PostgreSQL 14 on");
+        cdc_err_hint(err, "set snapshot.mode = no_data to stream changes only");
+        return CDC_ECONFIG;
+    }
+    int rc = cdc_snapread_open(dsn, &s->r, err);
+    if (rc == 0)
+        rc = cdc_snapread_open(dsn, &s->marks, err);
+    if (rc < 0)
+        return rc;
+    cdc_snap_tables_free(s->tables, s->ntables);
+    s->tables = NULL;
+    s->ntables = 0;
+    if ((rc = cdc_snapread_tables(s->r, publication, &s->tables, &s->ntables, err)) < 0)
+        return rc;
+    size_t maxcols = 1;
+    for (size_t i = 0; i < s->ntables; i++)
+        if (s->tables[i].ncols > maxcols)
+            maxcols = s->tables[i].ncols;
+    free(s->vals);
+    if ((s->vals = calloc(maxcols, sizeof(*s->vals))) == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    s->st.tables = s->ntables;
+    s->st.tables_done = 0;
+    for (size_t i = 0; i < s->ntables; i++)
+        if (s->tables[i].relid < s->cur_relid)
+            s->st.tables_done++;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Reading a chunk
+ * ------------------------------------------------------------------------ */
+
+static uint64_t fnv(uint64_t h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211u;
+    }
+    return h;
+}
+
+/* Hash of the chunk key of row i of the chunk. */
+static uint64_t row_hash(const cdc_snapshot *s, size_t i)
+{
+    const cdc_snap_table *t = &s->tables[s->ti];
+    uint64_t h = 1469598103934665603u;
+    for (size_t k = 0; k < t->nchunk; k++) {
+        cdc_event_value v = cdc_snap_rows_value(s->rows, i, t->chunk[k]);
+        uint32_t len = v.len;
+        h = fnv(h, (const char *)&len, sizeof(len));
+        h = fnv(h, v.data, v.len);
+    }
+    return h;
+}
+
+static int build_hash(cdc_snapshot *s)
+{
+    size_t cap = 16;
+    while (cap < s->nrows * 2)
+        cap <<= 1;
+    s->hash = calloc(cap, sizeof(*s->hash));
+    s->dropped = calloc(s->nrows ? s->nrows : 1, sizeof(*s->dropped));
+    if (s->hash == NULL || s->dropped == NULL)
+        return CDC_ENOMEM;
+    s->hcap = cap;
+    for (size_t i = 0; i < s->nrows; i++) {
+        size_t b = (size_t)row_hash(s, i) & (cap - 1);
+        while (s->hash[b])
+            b = (b + 1) & (cap - 1);
+        s->hash[b] = (uint32_t)i + 1;
+    }
+    return 0;
+}
+
+/* The table the next chunk reads: the first not done at or after cur_relid. */
+static size_t next_table(cdc_snapshot *s)
+{
+    for (size_t i = 0; i < s->ntables; i++) {
+        if (s->tables[i].relid < s->cur_relid)
+            continue;
+        if (s->tables[i].relid != s->cur_relid) {
+            /* a table we had not started: from its start */
+            free_after(s);
+            s->cur_relid = s->tables[i].relid;
+        }
+        return i;
+    }
+    return s->ntables;
+}
+
+static int start_chunk(cdc_snapshot *s, cdc_error *err)
+{
+    size_t ti = next_table(s);
+    s->ti = ti;
+    s->seq++;
+    char content[64];
+    snprintf(content, sizeof(content), "%016" PRIx64 ":%" PRIu64 " low", s->run_id, s->seq);
+    int rc = cdc_snapread_mark(s->marks, content, &s->low, err);
+    if (rc < 0)
+        return rc;
+    s->nrows = 0;
+    s->more = false;
+    if (ti < s->ntables) {
+        cdc_snap_table *t = &s->tables[ti];
+        if (s->table_rows == 0 && s->after == NULL) {
+            s->table_start_ms = now_ms();
+            s->last_log_ms = s->table_start_ms;
+            if (t->est_rows < 0)
+                cdc_log_info("snapshot: reading \"%s.%s\" (never analysed: size unknown)",
+                             t->schema, t->table);
+            else
+                cdc_log_info("snapshot: reading \"%s.%s\" (about %lld rows)", t->schema, t->table,
+                             (long long)t->est_rows);
+            if (t->nchunk == 0)
+                cdc_log_info("snapshot: \"%s.%s\" has no primary key or replica identity "
+                             "index: it is read in one pass, in one transaction",
+                             t->schema, t->table);
+        }
+        if (t->nchunk == 0) {
+            /* the read starts at the high watermark, under a snapshot taken before it */
+            if ((rc = cdc_snapread_pass_begin(s->r, t, &s->rows, err)) < 0)
+                return rc;
+            s->pass = true;
+            s->read_us = now_ms() * 1000;
+            s->ws = W_READ;
+            s->seen_low = false;
+            s->conflict = false;
+            return 0;
+        }
+        rc = cdc_snapread_chunk(s->r, t, (const char *const *)s->after, s->chunk_size + 1, &s->rows,
+                                err);
+        if (rc < 0)
+            return rc;
+        size_t n = cdc_snap_rows_count(s->rows);
+        s->more = n > s->chunk_size;
+        s->nrows = s->more ? s->chunk_size : n;
+        if (build_hash(s) < 0)
+            return cdc_err(err, CDC_ENOMEM, "out of memory");
+    }
+    s->read_us = now_ms() * 1000;
+    s->ws = W_READ;
+    s->seen_low = false;
+    s->conflict = false;
+    return 0;
+}
+
+int cdc_snapshot_work(cdc_snapshot *s, cdc_lsn durable, cdc_error *err)
+{
+    if (s == NULL || s->done || s->r == NULL)
+        return 0;
+    if (s->ws == W_NONE) {
+        if (now_ms() < s->retry_at_ms)
+            return 0;
+        int rc = start_chunk(s, err);
+        return rc < 0 ? rc : 1;
+    }
+    if (s->ws == W_READ) {
+        /* the chunk before this one must be in a checkpoint first: a crash then repeats
+         * at most this one */
+        if (s->npend > 0 && s->pend[0].h > durable)
+            return 0;
+        if (s->npend > 0)
+            (void)cdc_snapshot_progress(s, durable);
+        char content[64];
+        snprintf(content, sizeof(content), "%016" PRIx64 ":%" PRIu64 " high", s->run_id, s->seq);
+        int rc = cdc_snapread_mark(s->marks, content, &s->high, err);
+        if (rc < 0)
+            return rc;
+        s->ws = W_WAIT_H;
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * The stream
+ * ------------------------------------------------------------------------ */
+
+void cdc_snapshot_txn(cdc_snapshot *s, uint32_t xid, cdc_lsn commit_lsn)
+{
+    if (s == NULL)
+        return;
+    s->ring_xid[s->ring_pos] = xid;
+    s->ring_lsn[s->ring_pos] = commit_lsn;
+    s->ring_pos = (s->ring_pos + 1) % RING;
+    if (s->ring_n < RING)
+        s->ring_n++;
+}
+
+/* Whether the read's snapshot sees transaction xid (32-bit, as pgoutput sends it). */
+static bool visible(const cdc_snapshot *s, uint32_t xid)
+{
+    uint64_t xmin, xmax;
+    const uint32_t *xip;
+    size_t nxip;
+    cdc_snap_rows_snapshot(s->rows, &xmin, &xmax, &xip, &nxip);
+    if ((int32_t)(xid - (uint32_t)xmax) >= 0)
+        return false; /* started after the snapshot */
+    for (size_t i = 0; i < nxip; i++)
+        if (xip[i] == xid)
+            return false;
+    return true;
+}
+
+/* True when a transaction the chunk's snapshot saw as running had committed before the
+ * low watermark (the stream carried it already). */
+static bool snapshot_behind_stream(cdc_snapshot *s)
+{
+    uint64_t xmin, xmax;
+    const uint32_t *xip;
+    size_t nxip;
+    cdc_snap_rows_snapshot(s->rows, &xmin, &xmax, &xip, &nxip);
+    for (size_t k = 0; k < nxip; k++)
+        for (size_t i = 0; i < s->ring_n; i++)
+            if (s->ring_xid[i] == xip[k] && s->ring_lsn[i] < s->low) {
+                s->behind_xid = xip[k];
+                return true;
+            }
+    return false;
+}
+
+bool cdc_snapshot_mark(cdc_snapshot *s, const cdc_event *ev)
+{
+    if (ev->op != CDC_EVENT_MESSAGE || ev->message.prefix == NULL ||
+        strcmp(ev->message.prefix, CDC_SNAPSHOT_PREFIX) != 0)
+        return false;
+    if (s == NULL || (s->ws != W_WAIT_H && s->ws != W_READ))
+        return true; /* an earlier run's, or another pgcdc's */
+    char want[64];
+    int n = snprintf(want, sizeof(want), "%016" PRIx64 ":%" PRIu64 " ", s->run_id, s->seq);
+    if (ev->message.len <= (size_t)n || memcmp(ev->message.content, want, (size_t)n) != 0)
+        return true;
+    const char *what = ev->message.content + n;
+    size_t wlen = ev->message.len - (size_t)n;
+    if (wlen == 3 && memcmp(what, "low", 3) == 0) {
+        s->seen_low = true;
+    } else if (wlen == 4 && memcmp(what, "high", 4) == 0 && s->ws == W_WAIT_H) {
+        bool behind = s->rows && !s->conflict && snapshot_behind_stream(s);
+        if (s->conflict || behind) {
+            /* read the same rows again, in a new window; back off while it keeps happening
+             * (a transaction that stays listed as running after its commit was streamed:
+             * one waiting for a synchronous standby) */
+            s->st.retries++;
+            s->retries_in_row++;
+            unsigned d = s->retries_in_row * 10;
+            s->retry_at_ms = now_ms() + (d > 1000 ? 1000 : d);
+            const cdc_snap_table *t = &s->tables[s->ti < s->ntables ? s->ti : 0];
+            if (behind && now_ms() - s->last_retry_log_ms >= 10000 && s->retries_in_row > 5) {
+                cdc_log_warning("snapshot: \"%s.%s\" waits for transaction %" PRIu32
+                                ": its commit was streamed, but the server still lists it as "
+                                "running (waiting for a synchronous standby?); read again "
+                                "%u times",
+                                t->schema, t->table, s->behind_xid, s->retries_in_row);
+                s->last_retry_log_ms = now_ms();
+            } else {
+                cdc_log_debug("snapshot: a chunk of \"%s.%s\" is read again: %s", t->schema,
+                              t->table,
+                              behind ? "a transaction its read did not see was streamed before "
+                                       "its window"
+                                     : "a change in its window cannot be matched to its rows");
+            }
+            drop_window(s);
+        } else {
+            s->retries_in_row = 0;
+            s->ws = W_EMIT;
+            s->emit_i = 0;
+            s->ordinal = 0;
+        }
+    }
+    return true;
+}
+
+/* Index into s->map for the columns of ev (the chunk table's key by name). */
+static int map_columns(cdc_snapshot *s, const cdc_event *ev)
+{
+    const cdc_snap_table *t = &s->tables[s->ti];
+    if (s->map_cols == ev->columns && s->map_ncols == ev->ncols && s->map_n == t->nchunk)
+        return 0;
+    free(s->map);
+    s->map = calloc(t->nchunk ? t->nchunk : 1, sizeof(*s->map));
+    if (s->map == NULL)
+        return -1;
+    for (size_t k = 0; k < t->nchunk; k++) {
+        s->map[k] = -1;
+        for (size_t c = 0; c < ev->ncols; c++)
+            if (strcmp(ev->columns[c].name, t->cols[t->chunk[k]].name) == 0)
+                s->map[k] = (int)c;
+    }
+    s->map_cols = ev->columns;
+    s->map_ncols = ev->ncols;
+    s->map_n = t->nchunk;
+    return 0;
+}
+
+/* Drop the chunk row whose key the values vals (an image of ev) hold; a key that cannot
+ * be read from them makes the chunk read again. */
+static void drop_key(cdc_snapshot *s, const cdc_event_value *vals)
+{
+    const cdc_snap_table *t = &s->tables[s->ti];
+    uint64_t h = 1469598103934665603u;
+    for (size_t k = 0; k < t->nchunk; k++) {
+        int c = s->map[k];
+        if (c < 0 || vals[c].state != CDC_EVENT_TEXT) {
+            s->conflict = true;
+            return;
+        }
+        uint32_t len = vals[c].len;
+        h = fnv(h, (const char *)&len, sizeof(len));
+        h = fnv(h, vals[c].data, vals[c].len);
+    }
+    for (size_t b = (size_t)h & (s->hcap - 1); s->hash[b]; b = (b + 1) & (s->hcap - 1)) {
+        size_t i = s->hash[b] - 1;
+        bool same = true;
+        for (size_t k = 0; k < t->nchunk && same; k++) {
+            cdc_event_value v = cdc_snap_rows_value(s->rows, i, t->chunk[k]);
+            const cdc_event_value *e = &vals[s->map[k]];
+            same =
+                v.state == CDC_EVENT_TEXT && v.len == e->len && memcmp(v.data, e->data, v.len) == 0;
+        }
+        if (same) {
+            if (!s->dropped[i]) {
+                s->dropped[i] = true;
+                s->st.dropped++;
+            }
+            return;
+        }
+    }
+}
+
+void cdc_snapshot_change(cdc_snapshot *s, const cdc_event *ev)
+{
+    if (s == NULL || !s->seen_low || s->rows == NULL || s->conflict ||
+        (s->ws != W_READ && s->ws != W_WAIT_H))
+        return;
+    const cdc_snap_table *t = &s->tables[s->ti];
+    if (s->pass) {
+        /* the pass reads the table as its snapshot saw it; a change in the window that
+         * snapshot did not see would be undone by the rows that follow: read again */
+        bool touches = ev->relid == t->relid;
+        for (size_t i = 0; ev->op == CDC_EVENT_TRUNCATE && i < ev->truncate.nrels; i++)
+            touches |= ev->truncate.rels[i].relid == t->relid;
+        if (touches && !visible(s, ev->xid))
+            s->conflict = true;
+        return;
+    }
+    if (ev->op == CDC_EVENT_TRUNCATE) {
+        for (size_t i = 0; i < ev->truncate.nrels; i++)
+            if (ev->truncate.rels[i].relid == t->relid)
+                for (size_t r = 0; r < s->nrows; r++)
+                    s->dropped[r] = true;
+        return;
+    }
+    if (ev->relid != t->relid || t->nchunk == 0)
+        return;
+    if (map_columns(s, ev) < 0) {
+        s->conflict = true;
+        return;
+    }
+    if (ev->after)
+        drop_key(s, ev->after);
+    if (ev->before && ev->before_image != CDC_EVENT_IMAGE_NONE)
+        drop_key(s, ev->before);
+    else if (ev->op == CDC_EVENT_DELETE)
+        s->conflict = true; /* a delete without its key: cannot tell which row */
+}
+
+/* ------------------------------------------------------------------------
+ * Handing rows over
+ * ------------------------------------------------------------------------ */
+
+bool cdc_snapshot_emitting(const cdc_snapshot *s)
+{
+    return s != NULL && s->ws == W_EMIT;
+}
+
+/* The snapshot marker of a row: first overall, first/last of its table, last overall. */
+static const char *marker(cdc_snapshot *s, bool last_of_table)
+{
+    const char *mark = "true";
+    if (!s->first_row_sent)
+        mark = "first";
+    else if (s->table_rows == 0)
+        mark = "first_in_data_collection";
+    if (last_of_table)
+        mark = s->ti + 1 == s->ntables ? "last" : "last_in_data_collection";
+    s->first_row_sent = true;
+    return mark;
+}
+
+/* A pass: make s->batch hold a row to hand over (fetching), keeping the next batch read
+ * ahead so that the table's last row is known. 1: a row at batch_i; 0: the table is read. */
+static int pass_row(cdc_snapshot *s, cdc_error *err)
+{
+    int rc;
+    if (s->batch == NULL && (rc = cdc_snapread_fetch(s->r, PASS_BATCH, &s->batch, err)) < 0)
+        return rc;
+    if (s->batch_i >= cdc_snap_rows_count(s->batch)) {
+        if (cdc_snap_rows_count(s->batch) < PASS_BATCH && s->next_batch == NULL)
+            return 0; /* a short batch ends the cursor */
+        cdc_snap_rows_free(s->batch);
+        s->batch = s->next_batch;
+        s->next_batch = NULL;
+        s->batch_i = 0;
+        if (s->batch == NULL && (rc = cdc_snapread_fetch(s->r, PASS_BATCH, &s->batch, err)) < 0)
+            return rc;
+        if (cdc_snap_rows_count(s->batch) == 0)
+            return 0;
+    }
+    if (s->batch_i + 1 == cdc_snap_rows_count(s->batch) &&
+        cdc_snap_rows_count(s->batch) == PASS_BATCH && s->next_batch == NULL &&
+        (rc = cdc_snapread_fetch(s->r, PASS_BATCH, &s->next_batch, err)) < 0)
+        return rc;
+    return 1;
+}
+
+int cdc_snapshot_next(cdc_snapshot *s, cdc_event *ev, cdc_error *err)
+{
+    if (s->rows == NULL)
+        return 0;
+    const cdc_snap_table *t = &s->tables[s->ti];
+    const cdc_snap_rows *from;
+    size_t i;
+    bool last_of_table;
+    if (s->pass) {
+        int rc = pass_row(s, err);
+        if (rc <= 0)
+            return rc;
+        from = s->batch;
+        i = s->batch_i++;
+        size_t n = cdc_snap_rows_count(s->batch);
+        last_of_table = s->batch_i == n &&
+                        (n < PASS_BATCH || (s->next_batch && !cdc_snap_rows_count(s->next_batch)));
+    } else {
+        while (s->emit_i < s->nrows && s->dropped[s->emit_i])
+            s->emit_i++;
+        if (s->emit_i >= s->nrows)
+            return 0;
+        from = s->rows;
+        i = s->emit_i++;
+        last_of_table = !s->more;
+        for (size_t j = s->emit_i; j < s->nrows && last_of_table; j++)
+            last_of_table = s->dropped[j];
+    }
+    for (size_t c = 0; c < t->ncols; c++)
+        s->vals[c] = cdc_snap_rows_value(from, i, c);
+    *ev = (cdc_event){
+        .op = CDC_EVENT_READ,
+        .commit_lsn = s->high - 1,
+        .end_lsn = s->high,
+        .lsn = s->high - 1,
+        .ordinal = s->ordinal++,
+        .commit_ts_us = s->read_us,
+        .relid = t->relid,
+        .schema = t->schema,
+        .table = t->table,
+        .replident = (cdc_event_replident)t->replident,
+        .ncols = t->ncols,
+        .columns = t->cols,
+        .nkeys = t->nkeys,
+        .keys = t->keys,
+        .after = s->vals,
+        .snapshot = marker(s, last_of_table),
+    };
+    s->table_rows++;
+    s->st.rows++;
+    return 1;
+}
+
+static int push_pending(cdc_snapshot *s, cdc_lsn h, char *text)
+{
+    if (s->npend == s->cappend) {
+        size_t cap = s->cappend ? s->cappend * 2 : 4;
+        pending *p = realloc(s->pend, cap * sizeof(*p));
+        if (p == NULL)
+            return -1;
+        s->pend = p;
+        s->cappend = cap;
+    }
+    s->pend[s->npend++] = (pending){h, text};
+    return 0;
+}
+
+cdc_lsn cdc_snapshot_chunk_done(cdc_snapshot *s)
+{
+    cdc_lsn h = s->high;
+    s->st.chunks++;
+    if (s->rows == NULL) {
+        s->done = true; /* the closing chunk: every table is read */
+        cdc_log_info("snapshot: every table read (%llu rows; %llu dropped for changes streamed "
+                     "during their read)",
+                     (unsigned long long)s->st.rows, (unsigned long long)s->st.dropped);
+    } else {
+        const cdc_snap_table *t = &s->tables[s->ti];
+        if (s->more && !s->pass) {
+            /* continue after the last row read (dropped or not) */
+            free_after(s);
+            s->after = calloc(t->nchunk, sizeof(*s->after));
+            for (size_t k = 0; s->after && k < t->nchunk; k++) {
+                cdc_event_value v = cdc_snap_rows_value(s->rows, s->nrows - 1, t->chunk[k]);
+                s->after[k] = strndup(v.data ? v.data : "", v.len);
+                if (s->after[k] == NULL)
+                    break;
+                s->nafter++;
+            }
+            int64_t now = now_ms();
+            if (now - s->last_log_ms >= 10000) {
+                double secs = (double)(now - s->table_start_ms) / 1000.0;
+                double rate = secs > 0 ? (double)s->table_rows / secs : 0;
+                double left = t->est_rows > (int64_t)s->table_rows
+                                  ? (double)((uint64_t)t->est_rows - s->table_rows)
+                                  : 0;
+                cdc_log_info("snapshot: \"%s.%s\" %llu of about %lld rows, %.0f rows/s, about "
+                             "%.0f s to go",
+                             t->schema, t->table, (unsigned long long)s->table_rows,
+                             (long long)(t->est_rows < 0 ? 0 : t->est_rows), rate,
+                             rate > 0 ? left / rate : 0);
+                s->last_log_ms = now;
+            }
+        } else {
+            double secs = (double)(now_ms() - s->table_start_ms) / 1000.0;
+            cdc_log_info("snapshot: \"%s.%s\" done, %llu rows in %.1f s", t->schema, t->table,
+                         (unsigned long long)s->table_rows, secs);
+            free_after(s);
+            s->table_rows = 0;
+            s->st.tables_done++;
+            if (t->relid == UINT32_MAX)
+                s->done = true;
+            else
+                s->cur_relid = t->relid + 1;
+        }
+    }
+    char *text = render_progress(s);
+    if (text == NULL || push_pending(s, h, text) < 0) {
+        free(text); /* progress stays where it was: a crash reads more again, loses nothing */
+        cdc_log_warning("out of memory recording snapshot progress");
+    }
+    drop_window(s);
+    return h;
+}
+
+const char *cdc_snapshot_progress(cdc_snapshot *s, cdc_lsn lsn)
+{
+    size_t k = 0;
+    while (k < s->npend && s->pend[k].h <= lsn)
+        k++;
+    if (k > 0) {
+        free(s->durable);
+        s->durable = s->pend[k - 1].text;
+        for (size_t i = 0; i + 1 < k; i++)
+            free(s->pend[i].text);
+        memmove(s->pend, s->pend + k, (s->npend - k) * sizeof(*s->pend));
+        s->npend -= k;
+    }
+    return s->durable;
+}
+
+bool cdc_snapshot_progress_waiting(const cdc_snapshot *s, cdc_lsn lsn)
+{
+    return s != NULL && s->npend > 0 && s->pend[0].h <= lsn;
+}
+
+void cdc_snapshot_get_stats(const cdc_snapshot *s, cdc_snapshot_stats *ret)
+{
+    *ret = s->st;
+}

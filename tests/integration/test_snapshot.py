@@ -1,0 +1,420 @@
+"""test_snapshot.py - snapshot.mode: the rows that exist before streaming, as op r events,
+consistent with the stream.
+
+The rows of every published table are read in chunks and placed in the stream at
+watermarks (docs/DESIGN.md, Snapshots). What a user checks:
+
+- each mode: initial reads the existing rows once, then streams; initial_only stops after
+  the snapshot; no_data (and never) reads none; when_needed takes a new snapshot when the
+  checkpoint is behind the slot; PostgreSQL 13 is refused with the way out;
+- the seam: while a workload inserts, updates, deletes and changes primary keys in the
+  tables being read, every table rebuilt from its topic (events in position order, a row
+  read replacing the row of its key) equals the source table;
+- kill -9 during the snapshot, twice, once in the middle of a chunk: the next start goes
+  on from the chunks already delivered, re-reading at most one chunk per kill, and the
+  rebuilt tables still equal the source;
+- a table without a primary key is read in one pass; after a crash during that pass it is
+  read again from its start (counted);
+- progress: the log names each table, its estimated size, and its rows when done.
+"""
+
+import collections
+import json
+import os
+import random
+import re
+import signal
+import threading
+import time
+
+import psycopg2
+
+import pgcdc_test
+from pgcdc_test import TestCase, run_pgcdc
+
+import kafka_check as kc
+
+PREFIX = "sn"
+# name -> (create statement, columns, key columns used to rebuild)
+TABLES = {
+    "acct": ("CREATE TABLE acct (id int PRIMARY KEY, v int, pad text)",
+             ["id", "v", "pad"], ["id"]),
+    "line": ("CREATE TABLE line (a int, b text, q int, PRIMARY KEY (b, a))",
+             ["a", "b", "q"], ["a", "b"]),
+    "fullpk": ("CREATE TABLE fullpk (id int PRIMARY KEY, s text); "
+               "ALTER TABLE fullpk REPLICA IDENTITY FULL", ["id", "s"], ["id"]),
+    "applog": ("CREATE TABLE applog (n int, msg text)", ["n", "msg"], []),
+    "nokey": ("CREATE TABLE nokey (x int, y text); ALTER TABLE nokey REPLICA IDENTITY FULL",
+              ["x", "y"], []),
+}
+
+
+def events_of(stdout):
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def make_tables(pg, rows):
+    """The tables with rows[name] existing rows each (before the slot), a publication for all
+    of them and the slot."""
+    for name, (ddl, _, _) in TABLES.items():
+        pg.sql(ddl)
+    n = rows
+    pg.sql(f"INSERT INTO acct SELECT g, g % 97, repeat('a', 60) FROM generate_series(1, {n}) g")
+    pg.sql(f"INSERT INTO line SELECT g % 50, 'b' || (g / 50), g FROM generate_series(1, {n // 4}) g")
+    pg.sql(f"INSERT INTO fullpk SELECT g, 's' || g FROM generate_series(1, {n // 8}) g")
+    pg.sql(f"INSERT INTO applog SELECT g, 'm' || (g % 10) FROM generate_series(1, {n // 8}) g")
+    pg.sql(f"INSERT INTO nokey SELECT g % 300, 'y' || (g % 7) FROM generate_series(1, {n // 16}) g")
+    pg.sql("ANALYZE")
+    pg.sql("CREATE PUBLICATION pgcdc FOR TABLE " + ", ".join(TABLES))
+    pg.sql("SELECT pg_create_logical_replication_slot('pgcdc', 'pgoutput')")
+
+
+def checkpoint_snapshot(path):
+    """The snapshot line of a checkpoint ('' when it has none, None without a file)."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        for line in f:
+            if line.startswith("snapshot = "):
+                return line.split("=", 1)[1].strip()
+    return ""
+
+
+class Churn(threading.Thread):
+    """Changes the snapshotted tables until stopped: updates, deletes and inserts in acct and
+    line, primary key changes in acct (a row moves to a new, higher id: it may be read again
+    under its new key, never lost), inserts into applog, updates and deletes in nokey, and
+    updates in the FULL table. Each transaction touches 1-3 tables."""
+
+    def __init__(self, dsn, rows, seed):
+        super().__init__(daemon=True)
+        self.dsn = dsn
+        self.rows = rows
+        self.rng = random.Random(seed)
+        self.stop_event = threading.Event()
+        self.commits = 0
+        self.error = None
+        self.next_id = 10_000_000
+
+    def run(self):
+        try:
+            conn = psycopg2.connect(self.dsn)
+            with conn:
+                pass
+            while not self.stop_event.is_set():
+                with conn, conn.cursor() as cur:
+                    for _ in range(self.rng.randint(1, 3)):
+                        self.one(cur)
+                self.commits += 1
+                time.sleep(0.002)
+            conn.close()
+        except BaseException as e:  # reported by the test
+            self.error = e
+
+    def one(self, cur):
+        r = self.rng.random()
+        n = self.rows
+        i = self.rng.randint(1, n)
+        self.next_id += 1
+        if r < 0.25:
+            cur.execute("UPDATE acct SET v = v + 1 WHERE id = %s", (i,))
+        elif r < 0.35:
+            cur.execute("DELETE FROM acct WHERE id = %s", (i,))
+        elif r < 0.45:
+            cur.execute("INSERT INTO acct VALUES (%s, 0, 'new') ON CONFLICT DO NOTHING",
+                        (self.rng.randint(n + 1, 2 * n),))
+        elif r < 0.55:
+            cur.execute("UPDATE acct SET id = %s WHERE id = %s", (self.next_id, i))
+        elif r < 0.65:
+            cur.execute("UPDATE line SET q = q + 1 WHERE a = %s AND b = %s",
+                        (i % 50, f"b{(i // 4) // 50}"))
+        elif r < 0.7:
+            cur.execute("DELETE FROM line WHERE a = %s AND b = %s", (i % 50, f"b{(i // 4) // 50}"))
+        elif r < 0.8:
+            cur.execute("INSERT INTO applog VALUES (%s, 'w')", (i,))
+        elif r < 0.87:
+            cur.execute("UPDATE nokey SET y = y || '+' WHERE ctid = (SELECT ctid FROM nokey "
+                        "WHERE x = %s LIMIT 1)", (i % 300,))
+        elif r < 0.9:
+            cur.execute("DELETE FROM nokey WHERE ctid = (SELECT ctid FROM nokey WHERE x = %s "
+                        "LIMIT 1)", (i % 300,))
+        else:
+            cur.execute("UPDATE fullpk SET s = s || '.' WHERE id = %s", (i // 8 + 1,))
+
+    def finish(self):
+        self.stop_event.set()
+        self.join(30)
+        if self.error is not None:
+            raise AssertionError(f"workload failed: {self.error!r}") from self.error
+
+
+class SnapshotModesTest(TestCase):
+    """Each snapshot.mode, on the stdout sink (what it reads, not where it goes)."""
+
+    def source(self, rows=2000, **settings):
+        pg = self.pg_cluster()
+        make_tables(pg, rows)
+        d = self.tmpdir()
+        ckpt = os.path.join(d, "pgcdc.checkpoint")
+        cfg = self.write_config({"source.dsn": pg.dsn(), "checkpoint.path": ckpt,
+                                 "status.interval": "1s", "snapshot.chunk.size": 300,
+                                 **settings})
+        return pg, cfg, ckpt
+
+    def run_to_end(self, pg, cfg, *extra, rc=0):
+        r = run_pgcdc(["start", "-c", cfg, "--sink", "stdout", "--endpos", kc.end_lsn(pg),
+                       *extra], timeout=120)
+        self.assertEqual(r.returncode, rc, r.stderr[-3000:])
+        return events_of(r.stdout), r.stderr
+
+    def test_initial_reads_existing_rows_once_then_streams(self):
+        pg, cfg, ckpt = self.source(**{"snapshot.mode": None})  # pgcdc's default: initial
+        if pg.version < 14:
+            ev, err = self.run_to_end(pg, cfg, rc=2)
+            self.assertIn("snapshot.mode needs PostgreSQL 14 or later", err)
+            self.assertIn("snapshot.mode = no_data", err)
+            self.assertIsNone(checkpoint_snapshot(ckpt), "a refused start wrote a checkpoint")
+            return
+        # a change after the slot and before pgcdc starts: streamed, and read again
+        pg.sql("UPDATE acct SET v = -1 WHERE id = 7")
+        want = {t: kc.source_rows(pg, t, cols) for t, (_, cols, _) in TABLES.items()}
+        evs, err = self.run_to_end(pg, cfg)
+        reads = [e for e in evs if e["op"] == "r"]
+        for t, (_, cols, keys) in TABLES.items():
+            got = collections.Counter(tuple(e["after"][c] for c in cols)
+                                      for e in reads if e["table"] == t)
+            self.assertEqual(kc.diff_summary(want[t], got), "", f"snapshot of {t}")
+            self.assertRegex(err, rf'snapshot: reading "public.{t}" \(about \d+ rows\)')
+            self.assertRegex(err, rf'snapshot: "public.{t}" done, {sum(want[t].values())} rows')
+        self.assertIn('"public.applog" has no primary key or replica identity index: it is '
+                      "read in one pass", err)
+        # Debezium's markers: first, first/last of each table, last
+        marks = [e["snapshot"] for e in reads]
+        self.assertEqual(marks[0], "first")
+        self.assertEqual(marks[-1], "last")
+        self.assertEqual(collections.Counter(marks)["last_in_data_collection"], len(TABLES) - 1)
+        self.assertEqual(collections.Counter(marks)["first_in_data_collection"], len(TABLES) - 1)
+        # the streamed update comes before the snapshot rows (its commit is earlier)
+        first_r = next(i for i, e in enumerate(evs) if e["op"] == "r")
+        self.assertTrue(any(e["op"] == "u" and e["after"]["id"] == "7" for e in evs[:first_r]))
+        self.assertEqual(checkpoint_snapshot(ckpt), "done")
+
+        # the next start streams only
+        pg.sql("INSERT INTO acct VALUES (-5, 1, 'x')")
+        evs, err = self.run_to_end(pg, cfg)
+        self.assertEqual([(e["op"], e["table"]) for e in evs], [("c", "acct")])
+        self.assertNotIn("snapshot:", err)
+
+    def test_no_data_and_never_read_nothing(self):
+        for mode in ("no_data", "never"):
+            with self.subTest(mode=mode):
+                pg, cfg, ckpt = self.source(rows=200, **{"snapshot.mode": mode})
+                pg.sql("INSERT INTO acct VALUES (-1, 1, 'x')")
+                evs, _ = self.run_to_end(pg, cfg)
+                self.assertEqual([(e["op"], e["table"]) for e in evs], [("c", "acct")])
+                self.assertEqual(checkpoint_snapshot(ckpt), "")
+                # a later initial does not start a snapshot under a checkpoint without one
+                evs, err = self.run_to_end(pg, cfg, "-o", "snapshot.mode=initial")
+                self.assertEqual(evs, [])
+                self.assertNotIn("snapshot:", err)
+
+    def test_initial_only_stops_after_the_snapshot(self):
+        pg, cfg, ckpt = self.source(rows=1000, **{"snapshot.mode": "initial_only"})
+        if pg.version < 14:
+            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
+        r = run_pgcdc(["start", "-c", cfg, "--sink", "stdout"], timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        self.assertIn("snapshot.mode = initial_only: the snapshot is in kafka, stopping",
+                      r.stderr)
+        reads = [e for e in events_of(r.stdout) if e["op"] == "r"]
+        self.assertEqual(len(reads), sum(sum(kc.source_rows(pg, t, cols).values())
+                                         for t, (_, cols, _) in TABLES.items()))
+        self.assertEqual(checkpoint_snapshot(ckpt), "done")
+        r = run_pgcdc(["start", "-c", cfg, "--sink", "stdout"], timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        self.assertIn("the checkpoint records the snapshot as done; nothing to do", r.stderr)
+        self.assertEqual(r.stdout, "")
+
+    def test_when_needed_snapshots_again_when_the_checkpoint_is_behind_the_slot(self):
+        pg, cfg, ckpt = self.source(rows=400, **{"snapshot.mode": "no_data"})
+        if pg.version < 14:
+            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
+        pg.sql("INSERT INTO acct VALUES (-1, 1, 'x')")
+        self.run_to_end(pg, cfg)
+        # something else consumes the slot past the checkpoint: those changes are gone
+        pg.sql("INSERT INTO acct VALUES (-2, 1, 'lost')")
+        pg.flush_wal()
+        pg.sql("SELECT pg_replication_slot_advance('pgcdc', pg_current_wal_insert_lsn())")
+        r = run_pgcdc(["start", "-c", cfg, "--sink", "stdout"], timeout=30)
+        self.assertEqual(r.returncode, 4, r.stderr)  # initial/no_data: stop, name the gap
+        self.assertIn("is behind slot", r.stderr)
+        evs, err = self.run_to_end(pg, cfg, "-o", "snapshot.mode=when_needed")
+        self.assertIn("snapshot.mode = when_needed takes a new snapshot", err)
+        reads = collections.Counter(e["table"] for e in evs if e["op"] == "r")
+        self.assertEqual(reads["acct"], 402)  # the lost row is in it
+        self.assertEqual(checkpoint_snapshot(ckpt), "done")
+
+    def test_a_commit_streamed_before_its_transaction_ends(self):
+        """A transaction whose commit is in the WAL (and streamed) but that the server still
+        lists as running, as while it waits for a synchronous standby: a read's snapshot does
+        not see it. Its chunk must not be handed over with the old row (that would overwrite
+        the streamed change); pgcdc reads it again until the transaction ends."""
+        pg, cfg, ckpt = self.source(rows=600, **{"snapshot.mode": "initial"})
+        if pg.version < 14:
+            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
+        pg.sql("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
+        pg.reload()
+        conn = psycopg2.connect(pg.dsn())
+        conn.autocommit = True
+        self.addCleanup(conn.close)
+
+        def release():
+            pg.sql("ALTER SYSTEM RESET synchronous_standby_names")
+            pg.reload()
+        self.addCleanup(release)  # before the close: a failed test must not hang in it
+        writer = threading.Thread(target=lambda: conn.cursor().execute(
+            "SET synchronous_commit = on; UPDATE acct SET v = -999 WHERE id = 5"), daemon=True)
+        writer.start()
+        deadline = time.monotonic() + 30
+        while pg.sql_one("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'") == 0:
+            self.assertLess(time.monotonic(), deadline, "the update never waited for a standby")
+            time.sleep(0.05)
+        p = self.start_pgcdc(["start", "-c", cfg, "--sink", "stdout"])
+        p.wait_for_output(r'snapshot: "public.acct" waits for transaction \d+: its commit was '
+                          r"streamed, but the server still lists it as running", timeout=60)
+        self.assertEqual(checkpoint_snapshot(ckpt), None, "a chunk was handed over meanwhile")
+        release()
+        writer.join(30)
+        deadline = time.monotonic() + 60
+        while checkpoint_snapshot(ckpt) != "done":
+            self.assertLess(time.monotonic(), deadline, p.stderr()[-3000:])
+            self.assertTrue(p.alive(), p.stderr()[-3000:])
+            time.sleep(0.05)
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        row5 = [e for e in events_of(p.stdout()) if e.get("table") == "acct"
+                and (e["after"] or {}).get("id") == "5"]
+        self.assertEqual([(e["op"], e["after"]["v"]) for e in row5], [("u", "-999"), ("r", "-999")])
+
+    def test_endpos_waits_for_the_snapshot(self):
+        pg, cfg, ckpt = self.source(rows=3000, **{"snapshot.mode": "initial"})
+        if pg.version < 14:
+            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
+        end = kc.end_lsn(pg)  # before every watermark
+        r = run_pgcdc(["start", "-c", cfg, "--sink", "stdout", "--endpos", end], timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        self.assertEqual(sum(1 for e in events_of(r.stdout) if e["op"] == "r"),
+                         sum(sum(kc.source_rows(pg, t, cols).values())
+                             for t, (_, cols, _) in TABLES.items()))
+        self.assertEqual(checkpoint_snapshot(ckpt), "done")
+
+
+class SnapshotKafkaTest(TestCase):
+    """Into Kafka, under a concurrent workload, with and without crashes."""
+
+    ROWS = 12000
+    CHUNK = 500
+
+    def setup_source(self):
+        pg = self.pg_cluster()
+        if pg.version < 14:
+            self.skipTest("snapshots need PostgreSQL 14 (the refusal is in SnapshotModesTest)")
+        make_tables(pg, self.ROWS)
+        topics = {f"{PREFIX}.public.{t}": 8 for t in TABLES}
+        kafka = self.broker(topics=topics)
+        ckpt = os.path.join(self.tmpdir(), "pgcdc.checkpoint")
+        cfg = self.write_config({
+            "source.dsn": pg.dsn(), "topic.prefix": PREFIX, "checkpoint.path": ckpt,
+            "kafka.bootstrap.servers": kafka.bootstrap, "status.interval": "1s",
+            "snapshot.mode": "initial", "snapshot.chunk.size": self.CHUNK,
+        })
+        return pg, kafka, cfg, ckpt, list(topics)
+
+    def wait_snapshot(self, p, ckpt, want, timeout=120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = checkpoint_snapshot(ckpt)
+            if state is not None and want(state):
+                return state
+            self.assertTrue(p.alive(), f"pgcdc exited ({p.poll()}):\n{p.stderr()[-3000:]}")
+            time.sleep(0.05)
+        self.fail(f"checkpoint snapshot state still {checkpoint_snapshot(ckpt)!r}")
+
+    def drain_and_check(self, pg, kafka, cfg, ckpt, topics, churn):
+        churn.finish()
+        end = kc.end_lsn(pg)
+        r = run_pgcdc(["start", "-c", cfg, "--endpos", end], timeout=180)
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        msgs, _ = kc.read_topics(kafka.bootstrap, topics, fmt="json")
+        kc.check_partition_order(self, msgs)
+        kc.check_headers(self, msgs)
+        by_topic = collections.defaultdict(list)
+        for m in msgs:
+            by_topic[m["topic"]].append(m)
+        for t, (_, cols, keys) in TABLES.items():
+            got, problems = kc.rebuild(by_topic[f"{PREFIX}.public.{t}"], cols, keys,
+                                       snapshot=True)
+            self.assertEqual(problems[:5], [], f"{t}: {len(problems)} problems")
+            want = kc.source_rows(pg, t, cols)
+            self.assertEqual(kc.diff_summary(want, got), "", f"{t} rebuilt from its topic")
+        return msgs
+
+    def test_seam_under_a_concurrent_workload(self):
+        pg, kafka, cfg, ckpt, topics = self.setup_source()
+        churn = Churn(pg.dsn(), self.ROWS, seed=random.randrange(1 << 30))
+        churn.start()
+        self.addCleanup(churn.stop_event.set)
+        time.sleep(0.3)
+        p = self.start_pgcdc(["start", "-c", cfg])
+        self.wait_snapshot(p, ckpt, lambda s: s == "done")
+        time.sleep(0.5)  # streaming goes on after it
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        err = p.stderr()
+        m = re.search(r"every table read \((\d+) rows; (\d+) dropped", err)
+        self.assertIsNotNone(m, err[-3000:])
+        print(f"\n{churn.commits} workload commits during the snapshot; {m.group(1)} rows read, "
+              f"{m.group(2)} dropped for changes in their window", flush=True)
+        self.assertGreater(churn.commits, 50, "the workload did not run during the snapshot")
+        self.drain_and_check(pg, kafka, cfg, ckpt, topics, churn)
+
+    def test_kill9_twice_during_the_snapshot(self):
+        pg, kafka, cfg, ckpt, topics = self.setup_source()
+        churn = Churn(pg.dsn(), self.ROWS, seed=random.randrange(1 << 30))
+        churn.start()
+        self.addCleanup(churn.stop_event.set)
+        # 1: dies by itself in the middle of its fourth chunk (rows of it already sent)
+        p = self.start_pgcdc(["start", "-c", cfg],
+                             env={"PGCDC_CRASHPOINT": f"snapshot-row:{3 * self.CHUNK + 250}"},
+                             name="pgcdc#1")
+        self.assertEqual(p.wait(120), -signal.SIGKILL, p.stderr()[-3000:])
+        first = checkpoint_snapshot(ckpt)
+        self.assertTrue(first and first.startswith("running "), first)
+        # 2: killed from outside once it is past where the first stopped
+        p = self.start_pgcdc(["start", "-c", cfg], name="pgcdc#2")
+        self.wait_snapshot(p, ckpt, lambda s: s != first)
+        time.sleep(random.uniform(0.05, 0.4))
+        self.assertTrue(p.alive(), p.stderr()[-3000:])
+        p.kill()
+        # 3: finishes
+        p = self.start_pgcdc(["start", "-c", cfg], name="pgcdc#3")
+        self.assertIn("resuming the snapshot recorded in the checkpoint",
+                      p.wait_for_output(r"snapshot.mode = initial: .*", timeout=60).group(0))
+        self.wait_snapshot(p, ckpt, lambda s: s == "done")
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        msgs = self.drain_and_check(pg, kafka, cfg, ckpt, topics, churn)
+        # what the kills cost: rows read more than once under the same key
+        reads = collections.Counter()
+        for m in msgs:
+            ev = m["event"]
+            if ev is not None and ev["op"] == "r" and m["key"] is not None:
+                reads[(m["topic"], m["key"])] += 1
+        again = sum(n - 1 for n in reads.values() if n > 1)
+        print(f"\nrows read again after 2 kills: {again} (chunk {self.CHUNK})", flush=True)
+        self.assertLessEqual(again, 2 * self.CHUNK, "more than one chunk per kill read again")
+        self.assertGreater(again, 0, "the kill in the middle of a chunk re-read nothing")
+
+
+if __name__ == "__main__":
+    pgcdc_test.main()
