@@ -20,8 +20,9 @@
  * and why a crash loses nothing, is in docs/DESIGN.md, "Snapshots".
  *
  * Progress is a line of text kept in the checkpoint: "" (no snapshot),
- * "done", or "running <relid> <key>" (tables below relid are done; relid
- * resumes after key, "-" from its start). Only progress whose rows are all
+ * "done", or "running <relid> <key> <rows> <start ms>" (tables below relid
+ * are done; relid resumes after key, "-" from its start, with rows of it
+ * delivered since its read began). Only progress whose rows are all
  * delivered reaches a checkpoint.
  *
  * One thread (the pipeline's) drives it; the reads block that thread for one
@@ -78,6 +79,17 @@ cdc_lsn cdc_snapshot_chunk_done(cdc_snapshot *s);
 const char *cdc_snapshot_progress(cdc_snapshot *s, cdc_lsn lsn);
 /* True when a checkpoint at lsn would record progress not yet written. */
 bool cdc_snapshot_progress_waiting(const cdc_snapshot *s, cdc_lsn lsn);
+
+/* What a checkpoint's progress line says (for pgcdc status). */
+typedef struct cdc_snapshot_info {
+    bool none;                /* no snapshot was asked for */
+    bool done;                /* every table read and delivered */
+    uint32_t relid;           /* running: the table being read (those below are done) */
+    uint64_t table_rows;      /* running: its rows delivered */
+    int64_t table_started_ms; /* running: when its read began (Unix ms) */
+} cdc_snapshot_info;
+/* 0, or CDC_EPROTO when text is not a progress line. */
+int cdc_snapshot_parse_progress(const char *text, cdc_snapshot_info *ret);
 
 /* Counters for logs and status. */
 typedef struct cdc_snapshot_stats {

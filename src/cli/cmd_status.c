@@ -9,6 +9,8 @@
 #include "cli_int.h"
 #include "pgcdc/admin.h"
 #include "pgcdc/checkpoint.h"
+#include "pgcdc/snapread.h"
+#include "pgcdc/snapshot.h"
 #include "pgcdc/stream.h"
 
 #define MAX_NOTES 16
@@ -33,6 +35,13 @@ typedef struct status {
     cdc_checkpoint ckpt;    /* valid when ckpt_rc == 0 */
     cdc_error ckpt_err;     /* why the checkpoint cannot be read */
     const char *ckpt_state; /* absent, ok, corrupt, unreadable, mismatch */
+    /* the snapshot the checkpoint records */
+    const char *snap_state;        /* none, running, done (NULL without a checkpoint) */
+    char snap_table[300];          /* running: "schema.table" being read, "" when unknown */
+    uint64_t snap_rows;            /* running: its rows delivered */
+    int64_t snap_est;              /* running: its estimated rows, -1 unknown */
+    double snap_rate;              /* running: rows/s since its read began, 0 unknown */
+    size_t snap_done, snap_tables; /* running: tables done, of */
     notes problems;
     notes warnings;
 } status;
@@ -129,6 +138,50 @@ static int published_tables(status *st, cdc_admin *a, cdc_admin_names *ret, bool
     return rc;
 }
 
+/* What the checkpoint says of the snapshot, with the table names and sizes from the
+ * server. A failure to look them up leaves them out (the rest of status stands). */
+static void gather_snapshot(status *st)
+{
+    cdc_snapshot_info info;
+    if (cdc_snapshot_parse_progress(st->ckpt.snapshot, &info) < 0) {
+        st->snap_state = "unreadable";
+        note(&st->problems, "the checkpoint's snapshot progress is unreadable: \"%s\"",
+             st->ckpt.snapshot);
+        return;
+    }
+    st->snap_state = info.none ? "none" : info.done ? "done" : "running";
+    if (info.none || info.done)
+        return;
+    st->snap_rows = info.table_rows;
+    st->snap_est = -1;
+    int64_t secs_ms = st->ckpt.written_at_ms - info.table_started_ms;
+    if (secs_ms > 0 && info.table_rows > 0)
+        st->snap_rate = (double)info.table_rows * 1000.0 / (double)secs_ms;
+    cdc_snapread *r = NULL;
+    cdc_snap_table *t = NULL;
+    size_t n = 0;
+    cdc_error err = {0};
+    if (cdc_snapread_open(st->cfg->source_dsn, &r, &err) < 0 ||
+        cdc_snapread_tables(r, st->cfg->publication_name, &t, &n, &err) < 0) {
+        note(&st->warnings, "snapshot tables not looked up: %s", err.msg);
+        cdc_snapread_close(r);
+        return;
+    }
+    st->snap_tables = n;
+    for (size_t i = 0; i < n; i++) {
+        if (t[i].relid < info.relid)
+            st->snap_done++;
+        else if (st->snap_table[0] == '\0') {
+            snprintf(st->snap_table, sizeof(st->snap_table), "%s.%s", t[i].schema, t[i].table);
+            st->snap_est = t[i].est_rows;
+            if (t[i].relid != info.relid)
+                st->snap_rows = 0; /* the one it was reading is gone: the next one */
+        }
+    }
+    cdc_snap_tables_free(t, n);
+    cdc_snapread_close(r);
+}
+
 static void judge_checkpoint(status *st)
 {
     const cdc_checkpoint *c = &st->ckpt;
@@ -219,12 +272,33 @@ static int gather(status *st, cdc_admin *a, cdc_error *err)
         note(&st->warnings, "%zu published table%s cannot produce keyed updates and deletes",
              st->n_ri, st->n_ri == 1 ? "" : "s");
     judge_checkpoint(st);
+    if (st->ckpt_rc == 0)
+        gather_snapshot(st);
     return 0;
 }
 
 /* ------------------------------------------------------------------------
  * Text output
  * ------------------------------------------------------------------------ */
+
+/* "12 of about 100 rows (12%), 30000 rows/s, about 3 s to go" */
+static const char *snapshot_line(const status *st, char *buf, size_t sz)
+{
+    int n = snprintf(buf, sz, "%llu", (unsigned long long)st->snap_rows);
+    if (st->snap_est >= 0 && (size_t)n < sz)
+        n += snprintf(
+            buf + n, sz - (size_t)n, " of about %lld rows (%.0f%%)", (long long)st->snap_est,
+            st->snap_est > 0 ? 100.0 * (double)st->snap_rows / (double)st->snap_est : 100.0);
+    else if ((size_t)n < sz)
+        n += snprintf(buf + n, sz - (size_t)n, " rows (size unknown: never analysed)");
+    if (st->snap_rate > 0 && (size_t)n < sz) {
+        n += snprintf(buf + n, sz - (size_t)n, ", %.0f rows/s", st->snap_rate);
+        if (st->snap_est > (int64_t)st->snap_rows && (size_t)n < sz)
+            snprintf(buf + n, sz - (size_t)n, ", about %.0f s to go",
+                     (double)((uint64_t)st->snap_est - st->snap_rows) / st->snap_rate);
+    }
+    return buf;
+}
 
 /* "16.0 MB (16777216 bytes)" */
 static const char *human_bytes(int64_t b, char *buf, size_t sz)
@@ -346,6 +420,18 @@ static void print_text(const status *st)
                    ? "stopped cleanly (everything it sent was acknowledged)"
                    : "running, or did not stop cleanly (the next start waits for replicated "
                      "topics: crash.recovery.wait)");
+        if (st->snap_state && strcmp(st->snap_state, "running") == 0) {
+            char line[256];
+            printf("  snapshot:            running, %zu of %zu tables done\n", st->snap_done,
+                   st->snap_tables);
+            if (st->snap_table[0])
+                printf("    %s: %s\n", st->snap_table, snapshot_line(st, line, sizeof(line)));
+        } else if (st->snap_state) {
+            printf("  snapshot:            %s\n",
+                   strcmp(st->snap_state, "done") == 0   ? "done (every table read)"
+                   : strcmp(st->snap_state, "none") == 0 ? "none (streaming only)"
+                                                         : st->snap_state);
+        }
     } else if (st->ckpt_rc == CDC_ENOTFOUND) {
         printf("  (none yet: pgcdc start begins at the slot's position)\n");
     }
@@ -553,6 +639,26 @@ static void print_json(const status *st)
         json_kv_str("written_at", format_ms(st->ckpt.written_at_ms, buf, sizeof(buf)), &g);
         json_kv_int("written_at_ms", st->ckpt.written_at_ms, false, &g);
         json_kv_bool("stopped_cleanly", st->ckpt.stopped_cleanly, &g);
+        json_key("snapshot", &g);
+        bool h = true;
+        putchar('{');
+        json_kv_str("state", st->snap_state ? st->snap_state : "none", &h);
+        if (st->snap_state && strcmp(st->snap_state, "running") == 0) {
+            json_kv_int("tables_done", (int64_t)st->snap_done, false, &h);
+            json_kv_int("tables", (int64_t)st->snap_tables, false, &h);
+            if (st->snap_table[0])
+                json_kv_str("table", st->snap_table, &h);
+            json_kv_int("rows", (int64_t)st->snap_rows, false, &h);
+            json_kv_int("estimated_rows", st->snap_est, true, &h);
+            json_kv_int("rows_per_s", (int64_t)st->snap_rate, false, &h);
+            json_kv_int(
+                "eta_s",
+                st->snap_rate > 0 && st->snap_est > (int64_t)st->snap_rows
+                    ? (int64_t)((double)((uint64_t)st->snap_est - st->snap_rows) / st->snap_rate)
+                    : -1,
+                true, &h);
+        }
+        putchar('}');
     } else if (st->ckpt_rc != CDC_ENOTFOUND) {
         json_kv_str("error", st->ckpt_err.msg, &g);
     }

@@ -89,7 +89,8 @@ struct cdc_snapshot {
 
     bool first_row_sent;
     int64_t table_start_ms, last_log_ms;
-    uint64_t table_rows;
+    uint64_t table_rows; /* rows of the table read so far (handed over or dropped) */
+    bool table_marked;   /* its first row went out (first_in_data_collection) */
     cdc_snapshot_stats st;
 };
 
@@ -137,17 +138,33 @@ static int parse_progress(cdc_snapshot *s, const char *text)
         return -1;
     s->cur_relid = (uint32_t)relid;
     const char *p = end + 1;
-    if (strcmp(p, "-") == 0)
+    /* optional: rows of the table handed over so far, and when its read began */
+    const char *sp = strchr(p, ' ');
+    s->table_rows = 0;
+    s->table_start_ms = now_ms();
+    if (sp != NULL) {
+        unsigned long long rows;
+        long long start;
+        if (sscanf(sp + 1, "%llu %lld", &rows, &start) != 2)
+            return -1;
+        s->table_rows = rows;
+        s->table_start_ms = start;
+    }
+    s->first_row_sent = relid != 0 || s->table_rows > 0;
+    s->table_marked = s->table_rows > 0;
+    size_t plen = sp ? (size_t)(sp - p) : strlen(p);
+    if (plen == 1 && p[0] == '-')
         return 0;
     size_t n = 1;
-    for (const char *q = p; *q; q++)
+    for (const char *q = p; q < p + plen; q++)
         n += *q == ',';
     s->after = calloc(n, sizeof(*s->after));
     if (s->after == NULL)
         return -1;
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    const char *stop = p + plen;
+    while (p < stop) {
+        const char *comma = memchr(p, ',', (size_t)(stop - p));
+        size_t len = comma ? (size_t)(comma - p) : (size_t)(stop - p);
         if (len % 2)
             return -1;
         char *v = malloc(len / 2 + 1);
@@ -164,7 +181,7 @@ static int parse_progress(cdc_snapshot *s, const char *text)
         v[len / 2] = '\0';
         s->after[s->nafter++] = v;
         p += len;
-        if (*p == ',')
+        if (p < stop && *p == ',')
             p++;
     }
     return 0;
@@ -175,7 +192,7 @@ static char *render_progress(const cdc_snapshot *s)
 {
     if (s->done)
         return strdup("done");
-    size_t len = 32;
+    size_t len = 80;
     for (size_t i = 0; i < s->nafter; i++)
         len += strlen(s->after[i]) * 2 + 1;
     char *t = malloc(len);
@@ -195,8 +212,25 @@ static char *render_progress(const cdc_snapshot *s)
             }
         }
     }
-    t[o] = '\0';
+    o += snprintf(t + o, len - (size_t)o, " %llu %lld", (unsigned long long)s->table_rows,
+                  (long long)s->table_start_ms);
     return t;
+}
+
+int cdc_snapshot_parse_progress(const char *text, cdc_snapshot_info *ret)
+{
+    cdc_snapshot *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return CDC_ENOMEM;
+    int rc = parse_progress(s, text);
+    *ret = (cdc_snapshot_info){.done = s->done && text[0] != '\0',
+                               .none = text[0] == '\0',
+                               .relid = s->cur_relid,
+                               .table_rows = s->table_rows,
+                               .table_started_ms = s->table_start_ms};
+    free_after(s);
+    free(s);
+    return rc < 0 ? CDC_EPROTO : 0;
 }
 
 int cdc_snapshot_new(const char *progress, size_t chunk_size, cdc_snapshot **ret, cdc_error *err)
@@ -378,6 +412,8 @@ static size_t next_table(cdc_snapshot *s)
             /* a table we had not started: from its start */
             free_after(s);
             s->cur_relid = s->tables[i].relid;
+            s->table_rows = 0;
+            s->table_marked = false;
         }
         return i;
     }
@@ -675,7 +711,7 @@ static const char *marker(cdc_snapshot *s, bool last_of_table)
     const char *mark = "true";
     if (!s->first_row_sent)
         mark = "first";
-    else if (s->table_rows == 0)
+    else if (!s->table_marked)
         mark = "first_in_data_collection";
     if (last_of_table)
         mark = s->ti + 1 == s->ntables ? "last" : "last_in_data_collection";
@@ -757,7 +793,9 @@ int cdc_snapshot_next(cdc_snapshot *s, cdc_event *ev, cdc_error *err)
         .after = s->vals,
         .snapshot = marker(s, last_of_table),
     };
-    s->table_rows++;
+    s->table_marked = true;
+    if (s->pass)
+        s->table_rows++;
     s->st.rows++;
     return 1;
 }
@@ -787,6 +825,8 @@ cdc_lsn cdc_snapshot_chunk_done(cdc_snapshot *s)
                      (unsigned long long)s->st.rows, (unsigned long long)s->st.dropped);
     } else {
         const cdc_snap_table *t = &s->tables[s->ti];
+        if (!s->pass)
+            s->table_rows += s->nrows;
         if (s->more && !s->pass) {
             /* continue after the last row read (dropped or not) */
             free_after(s);
@@ -818,6 +858,7 @@ cdc_lsn cdc_snapshot_chunk_done(cdc_snapshot *s)
                          (unsigned long long)s->table_rows, secs);
             free_after(s);
             s->table_rows = 0;
+            s->table_marked = false;
             s->st.tables_done++;
             if (t->relid == UINT32_MAX)
                 s->done = true;

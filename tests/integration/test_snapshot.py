@@ -390,6 +390,16 @@ class SnapshotKafkaTest(TestCase):
         self.assertEqual(p.wait(120), -signal.SIGKILL, p.stderr()[-3000:])
         first = checkpoint_snapshot(ckpt)
         self.assertTrue(first and first.startswith("running "), first)
+        # status tells how far it got: three whole chunks of the first table
+        st = run_pgcdc(["status", "-c", cfg, "--json"], timeout=30)
+        snap = json.loads(st.stdout)["checkpoint"]["snapshot"]
+        self.assertEqual((snap["state"], snap["table"], snap["rows"], snap["tables_done"],
+                          snap["tables"]), ("running", "public.acct", 3 * self.CHUNK, 0, 5), snap)
+        self.assertEqual(snap["estimated_rows"], self.ROWS)
+        self.assertGreater(snap["rows_per_s"], 0)
+        text = run_pgcdc(["status", "-c", cfg], timeout=30).stdout
+        self.assertRegex(text, rf"snapshot: +running, 0 of 5 tables done\n +public.acct: "
+                               rf"{3 * self.CHUNK} of about {self.ROWS} rows \(\d+%\), \d+ rows/s")
         # 2: killed from outside once it is past where the first stopped
         p = self.start_pgcdc(["start", "-c", cfg], name="pgcdc#2")
         self.wait_snapshot(p, ckpt, lambda s: s != first)
