@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "pgcdc/crashpoint.h"
 #include "pgcdc/log.h"
 #include "pgcdc/snapread.h"
 
@@ -757,6 +758,7 @@ int cdc_snapshot_next(cdc_snapshot *s, cdc_event *ev, cdc_error *err)
         int rc = pass_row(s, err);
         if (rc <= 0)
             return rc;
+        cdc_crashpoint("snapshot-pass-row"); /* "snapshot-pass-row:N": inside a one-pass read */
         from = s->batch;
         i = s->batch_i++;
         size_t n = cdc_snap_rows_count(s->batch);
