@@ -7,23 +7,6 @@
 #include "encode_int.h"
 
 /* ---------------------------------------------------------------------------
- * Row values
- * ------------------------------------------------------------------------- */
-
-const cdc_event_value *cdc_enc__value(const cdc_event *ev, const cdc_event_value *row, size_t i)
-{
-    const cdc_event_value *v = &row[i];
-    if (v->state != CDC_EVENT_UNCHANGED_TOAST || row != ev->after || ev->before == NULL)
-        return v;
-    bool have = ev->before_image == CDC_EVENT_IMAGE_FULL;
-    for (size_t k = 0; !have && ev->before_image == CDC_EVENT_IMAGE_KEY && k < ev->nkeys; k++)
-        have = ev->keys[k] == i;
-    if (have && ev->before[i].state != CDC_EVENT_UNCHANGED_TOAST)
-        return &ev->before[i];
-    return v;
-}
-
-/* ---------------------------------------------------------------------------
  * Public interface
  * ------------------------------------------------------------------------- */
 
@@ -122,26 +105,6 @@ static bool cdc_enc_is_row_op(cdc_event_op op)
 {
     return op == CDC_EVENT_INSERT || op == CDC_EVENT_UPDATE || op == CDC_EVENT_DELETE ||
            op == CDC_EVENT_READ;
-}
-
-int cdc_enc__key_value(const cdc_event *ev, const cdc_event_value *img,
-                       const cdc_event_value *other, size_t k, const cdc_event_value **ret,
-                       cdc_error *err)
-{
-    size_t i = ev->keys[k];
-    if (i >= ev->ncols)
-        return cdc_err(err, CDC_EINVAL, "key column %zu of \"%s.%s\" out of range", i,
-                       ev->schema ? ev->schema : "", ev->table ? ev->table : "");
-    const cdc_event_value *v = &img[i];
-    if (v->state == CDC_EVENT_UNCHANGED_TOAST && other != NULL &&
-        other[i].state != CDC_EVENT_UNCHANGED_TOAST)
-        v = &other[i];
-    if (v->state == CDC_EVENT_UNCHANGED_TOAST)
-        return cdc_err(
-            err, CDC_EINVAL, "key column \"%s\" of \"%s.%s\" is an unchanged TOAST value",
-            ev->columns[i].name, ev->schema ? ev->schema : "", ev->table ? ev->table : "");
-    *ret = v;
-    return 0;
 }
 
 int cdc_encoder_key(cdc_encoder *e, const cdc_event *ev, int image, cdc_buf *out, bool *ret_null,

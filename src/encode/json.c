@@ -250,45 +250,6 @@ static void jw_quoted(cdc_enc_jw *w, const char *s, size_t n)
  * a column is never dropped and never made up.
  * ------------------------------------------------------------------------- */
 
-int cdc_enc__bytea_decode(const char *s, size_t n, cdc_buf *out)
-{
-    const unsigned char *p = (const unsigned char *)s;
-
-    cdc_buf_reset(out);
-    if (cdc_buf_reserve(out, n) < 0)
-        return CDC_ENOMEM;
-    unsigned char *o = (unsigned char *)out->data;
-    size_t k = 0;
-    if (n >= 2 && p[0] == '\\' && p[1] == 'x') {
-        if ((n - 2) % 2)
-            return CDC_EINVAL;
-        for (size_t i = 2; i < n; i += 2) {
-            int hi = cdc_hex_digit(p[i]), lo = cdc_hex_digit(p[i + 1]);
-            if (hi < 0 || lo < 0)
-                return CDC_EINVAL;
-            o[k++] = (unsigned char)(hi << 4 | lo);
-        }
-    } else {
-        for (size_t i = 0; i < n;) {
-            if (p[i] != '\\') {
-                o[k++] = p[i++];
-            } else if (i + 1 < n && p[i + 1] == '\\') {
-                o[k++] = '\\';
-                i += 2;
-            } else if (i + 3 < n && p[i + 1] >= '0' && p[i + 1] <= '3' && p[i + 2] >= '0' &&
-                       p[i + 2] <= '7' && p[i + 3] >= '0' && p[i + 3] <= '7') {
-                o[k++] = (unsigned char)((p[i + 1] - '0') << 6 | (p[i + 2] - '0') << 3 |
-                                         (p[i + 3] - '0'));
-                i += 4;
-            } else
-                return CDC_EINVAL;
-        }
-    }
-    out->len = k;
-    out->data[k] = '\0';
-    return 0;
-}
-
 /* Whether s[0..n) is an integer as PostgreSQL prints one: -?[0-9]+, at most 20 digits. */
 static bool cdc_enc_is_int(const char *s, size_t n)
 {
