@@ -88,6 +88,9 @@ cdc_event_value cdc_snap_rows_value(const cdc_snap_rows *rows, size_t i, size_t 
  * (xip, low 32 bits) and every one from xmax on. */
 void cdc_snap_rows_snapshot(const cdc_snap_rows *rows, uint64_t *xmin, uint64_t *xmax,
                             const uint32_t **xip, size_t *nxip);
+/* Transactions the snapshot lists as running that the server had already marked
+ * committed when the read ended (low 32 bits): their commit records precede the read. */
+void cdc_snap_rows_committed(const cdc_snap_rows *rows, const uint32_t **xids, size_t *n);
 void cdc_snap_rows_free(cdc_snap_rows *rows);
 
 #endif

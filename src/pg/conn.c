@@ -132,11 +132,20 @@ int cdc_pg_connect(const char *dsn, cdc_pg_conn_kind kind, PGconn **ret_conn, cd
     return 0;
 }
 
+static __thread char last_sqlstate[6];
+
+const char *cdc_pg_last_sqlstate(void)
+{
+    return last_sqlstate;
+}
+
 static PGresult *check_result(PGconn *conn, PGresult *res, const char *what, cdc_error *err)
 {
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    last_sqlstate[0] = '\0';
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return res;
+    snprintf(last_sqlstate, sizeof(last_sqlstate), "%s", cdc_pg_sqlstate(res));
     const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
     const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;

@@ -35,6 +35,10 @@ PGresult *cdc_pg_execp(PGconn *conn, const char *what, const char *sql, int npar
 /* libpq's last error on conn as one line (newlines and tabs folded); static buffer. */
 const char *cdc_pg_errmsg(PGconn *conn);
 
+/* The SQLSTATE of the last cdc_pg_exec/cdc_pg_execp that failed on this thread ("" when
+ * it succeeded or the connection failed without one). */
+const char *cdc_pg_last_sqlstate(void);
+
 /* Server's SQLSTATE of a failed result, or "" */
 const char *cdc_pg_sqlstate(const PGresult *res);
 

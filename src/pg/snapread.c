@@ -19,6 +19,8 @@ struct cdc_snap_rows {
     uint64_t xmin, xmax;
     uint32_t *xip;
     size_t nxip;
+    uint32_t *committed; /* of xip, committed by the end of the read */
+    size_t ncommitted;
 };
 
 int cdc_snapread_open(const char *dsn, cdc_snapread **ret, cdc_error *err)
@@ -79,7 +81,7 @@ static const char columns_sql[] =
     "WITH RECURSIVE cols AS ("
     "  SELECT a.attnum, a.attname, a.atttypid, a.atttypmod FROM pg_catalog.pg_attribute a"
     "  WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped"
-    "    AND a.attgenerated = '' AND ($2::text[] IS NULL OR a.attname = ANY($2::text[]))),"
+    "    AND (($2::text[] IS NULL AND a.attgenerated = '') OR a.attname = ANY($2::text[]))),"
     " base(attnum, oid, depth) AS ("
     "  SELECT attnum, atttypid, 0 FROM cols"
     "  UNION ALL SELECT b.attnum, t.typbasetype, b.depth + 1 FROM base b"
@@ -252,10 +254,17 @@ int cdc_snapread_mark(cdc_snapread *r, const char *content, cdc_lsn *ret, cdc_er
         PQclear(c);
     }
     if (res == NULL) {
+        bool denied = strcmp(cdc_pg_last_sqlstate(), "42501") == 0;
         PQclear(PQexec(r->conn, "ROLLBACK"));
-        cdc_err_hint(err, "the role in source.dsn needs EXECUTE on pg_logical_emit_message "
-                          "(GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, "
-                          "text) TO ...), or set snapshot.mode = no_data");
+        if (denied) {
+            /* refused again on every reconnect: stop */
+            cdc_err_hint(err, "the role in source.dsn needs EXECUTE on pg_logical_emit_message "
+                              "(GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, "
+                              "text, text) TO ...), or set snapshot.mode = no_data");
+            if (err)
+                err->code = CDC_EPGSETUP;
+            return CDC_EPGSETUP;
+        }
         return CDC_EPG;
     }
     int rc = cdc_lsn_parse(PQgetvalue(res, 0, 0), ret);
@@ -273,6 +282,23 @@ static int append_ident(cdc_snapread *r, cdc_buf *b, const char *name)
     int rc = cdc_buf_append(b, q, strlen(q));
     free(q);
     return rc;
+}
+
+/* A read refused for want of privileges is refused again on every reconnect: make err
+ * CDC_EPGSETUP (pgcdc stops) with the GRANT that fixes it. */
+static bool denied(const cdc_snap_table *t, cdc_error *err)
+{
+    if (strcmp(cdc_pg_last_sqlstate(), "42501") != 0)
+        return false;
+    if (err) {
+        err->code = CDC_EPGSETUP;
+        cdc_err_hint(err,
+                     "the role in source.dsn must be able to read every published table "
+                     "for a snapshot: GRANT SELECT ON \"%s\".\"%s\" TO ...; or set "
+                     "snapshot.mode = no_data",
+                     t->schema, t->table);
+    }
+    return true;
 }
 
 /* Parse pg_snapshot text "xmin:xmax:xip,xip,...". */
@@ -362,6 +388,32 @@ static int select_sql(cdc_snapread *r, const cdc_snap_table *t, bool after, size
     return 0;
 }
 
+/* Which of the snapshot's running transactions the server already marks committed (inside
+ * the read's transaction, after its rows are read). */
+static int committed_xip(cdc_snapread *r, cdc_snap_rows *rows, cdc_error *err)
+{
+    if (rows->nxip == 0)
+        return 0;
+    PGresult *res = cdc_pg_exec(
+        r->conn, "check the snapshot's running transactions",
+        "SELECT x::text FROM pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()) AS x "
+        "WHERE pg_catalog.pg_xact_status(x) = 'committed'",
+        err);
+    if (res == NULL)
+        return CDC_EPG;
+    size_t n = (size_t)PQntuples(res);
+    rows->committed = calloc(n ? n : 1, sizeof(*rows->committed));
+    if (rows->committed == NULL) {
+        PQclear(res);
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        rows->committed[rows->ncommitted++] =
+            (uint32_t)strtoull(PQgetvalue(res, (int)i, 0), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
 /* BEGIN ISOLATION LEVEL REPEATABLE READ and the snapshot its first statement takes. */
 static int begin_read(cdc_snapread *r, cdc_snap_rows *rows, cdc_error *err)
 {
@@ -392,6 +444,7 @@ int cdc_snapread_chunk(cdc_snapread *r, const cdc_snap_table *t, const char *con
         cdc_buf_free(&sql);
         return cdc_err(err, CDC_ENOMEM, "out of memory");
     }
+    int rc = CDC_EPG;
     char what[600];
     snprintf(what, sizeof(what), "read a snapshot chunk of \"%s.%s\"", t->schema, t->table);
     /* The snapshot is taken by the transaction's first statement and kept to its end. */
@@ -400,9 +453,14 @@ int cdc_snapread_chunk(cdc_snapread *r, const cdc_snap_table *t, const char *con
         goto fail;
     rows->res =
         cdc_pg_execp(r->conn, what, (const char *)sql.data, after ? (int)t->nchunk : 0, after, err);
-    if (rows->res == NULL)
+    if (rows->res == NULL) {
+        if (denied(t, err))
+            rc = CDC_EPGSETUP;
         goto fail;
+    }
     rows->n = (size_t)PQntuples(rows->res);
+    if (committed_xip(r, rows, err) < 0)
+        goto fail;
     if ((res = cdc_pg_exec(r->conn, "end a snapshot chunk", "COMMIT", err)) == NULL)
         goto fail;
     PQclear(res);
@@ -413,7 +471,7 @@ fail:
     PQclear(PQexec(r->conn, "ROLLBACK"));
     cdc_buf_free(&sql);
     cdc_snap_rows_free(rows);
-    return CDC_EPG;
+    return rc;
 }
 
 int cdc_snapread_pass_begin(cdc_snapread *r, const cdc_snap_table *t, cdc_snap_rows **ret,
@@ -436,11 +494,13 @@ int cdc_snapread_pass_begin(cdc_snapread *r, const cdc_snap_table *t, cdc_snap_r
         return cdc_err(err, CDC_ENOMEM, "out of memory");
     }
     if (begin_read(r, rows, err) < 0 ||
-        (res = cdc_pg_exec(r->conn, "open a snapshot read", (const char *)sql.data, err)) == NULL) {
+        (res = cdc_pg_exec(r->conn, "open a snapshot read", (const char *)sql.data, err)) == NULL ||
+        committed_xip(r, rows, err) < 0) {
+        int rc = denied(t, err) ? CDC_EPGSETUP : CDC_EPG;
         PQclear(PQexec(r->conn, "ROLLBACK"));
         cdc_buf_free(&sql);
         cdc_snap_rows_free(rows);
-        return CDC_EPG;
+        return rc;
     }
     PQclear(res);
     cdc_buf_free(&sql);
@@ -493,11 +553,18 @@ void cdc_snap_rows_snapshot(const cdc_snap_rows *rows, uint64_t *xmin, uint64_t 
     *nxip = rows->nxip;
 }
 
+void cdc_snap_rows_committed(const cdc_snap_rows *rows, const uint32_t **xids, size_t *n)
+{
+    *xids = rows->committed;
+    *n = rows->ncommitted;
+}
+
 void cdc_snap_rows_free(cdc_snap_rows *rows)
 {
     if (rows == NULL)
         return;
     PQclear(rows->res);
+    free(rows->committed);
     free(rows->xip);
     free(rows);
 }

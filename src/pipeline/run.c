@@ -203,7 +203,8 @@ static int check_checkpoint(run_state *st, const cdc_checkpoint *saved, cdc_erro
         cdc_err_detail(err, "changes between the two positions were consumed by something else "
                             "(another consumer of the slot, or the slot was recreated) and cannot "
                             "be replayed");
-        cdc_err_hint(err, "to accept the gap and continue from the slot, remove the checkpoint "
+        cdc_err_hint(err, "to accept the gap and continue from the slot, set snapshot.mode = "
+                          "when_needed (which reads every table again) or remove the checkpoint "
                           "file; to capture everything, recreate the slot and take a snapshot");
         return CDC_EMISMATCH;
     }
@@ -428,6 +429,8 @@ static int loop(run_state *st, cdc_error *err)
         int timeout = until_status < 0 ? 0 : until_status > 1000 ? 1000 : (int)until_status;
         if (cdc_tracker_inflight(st->tracker) > 0 || w > st->durable)
             timeout = timeout > 5 ? 5 : timeout;
+        if (cdc_snapshot_active(st->snap) && timeout > 10)
+            timeout = 10; /* a chunk read again after a short backoff */
         if (wait_io(st, timeout) < 0)
             return cdc_err(err, CDC_EIO, "poll failed: %s", strerror(errno));
     }

@@ -12,14 +12,26 @@
 #include "pgcdc/snapread.h"
 
 /*
- * Recently streamed transactions (xid, commit LSN). A transaction can be
- * invisible to a chunk's snapshot although its commit record lies before the
- * low watermark: it wrote the record, and had not yet left the server's
- * list of running transactions when the snapshot was taken. The stream has
- * already carried its changes, so the chunk must not overwrite them: a chunk
- * whose snapshot lists such a transaction as running is read again.
+ * Streamed transactions that may still be listed as running (xid, commit
+ * LSN, tables). A transaction can be invisible to a chunk's snapshot although
+ * its commit record lies before the low watermark: it wrote the record, and
+ * had not yet left the server's list of running transactions when the
+ * snapshot was taken (for as long as it waits for a synchronous standby). The
+ * stream has already carried its changes, so the chunk must not overwrite
+ * them: a chunk whose snapshot lists such a transaction (one that changed its
+ * table) as running is read again. Each read's snapshot prunes the set: a
+ * transaction it does not list, below its xmax, has left the list for good.
+ * So the set holds what was streamed since the last read, plus the few that
+ * linger; past SEEN_MAX entries pgcdc reads again every chunk whose snapshot
+ * lists a committed transaction (safe, and slower).
  */
-#define RING 16384
+#define SEEN_MAX 1048576
+
+typedef struct seen_txn {
+    uint32_t xid;  /* 0: free slot */
+    cdc_lsn lsn;   /* commit LSN */
+    uint64_t rels; /* relid_bit() of each table it changed */
+} seen_txn;
 
 typedef enum wstate {
     W_NONE = 0, /* no chunk in the air */
@@ -75,13 +87,19 @@ struct cdc_snapshot {
     cdc_event_value *vals;
     /* a streamed table's chunk key column indexes, per columns array seen */
     const cdc_event_column *map_cols;
+    const cdc_event_column *shape_cols; /* the last columns compared with a table's */
+    bool stale;                         /* a table to read changed shape: read them again */
+    char *publication;
+    uint32_t map_relid;
     size_t map_ncols;
     int *map; /* nchunk indexes into the event's columns, -1 missing */
     size_t map_n;
 
-    uint32_t ring_xid[RING];
-    cdc_lsn ring_lsn[RING];
-    size_t ring_pos, ring_n;
+    seen_txn *seen; /* open addressing by xid */
+    size_t seen_cap, seen_n;
+    bool seen_full;    /* a transaction was not recorded: be conservative */
+    bool seeded;       /* a read since this session began recorded what lingered before */
+    seen_txn *cur_txn; /* the streamed transaction being recorded, NULL if none */
 
     /* chunks read again in a row, and when the next may start */
     unsigned retries_in_row;
@@ -163,11 +181,14 @@ static int parse_progress(cdc_snapshot *s, const char *text)
     if (s->after == NULL)
         return -1;
     const char *stop = p + plen;
-    while (p < stop) {
+    /* each part is "x" + hex, so that an empty value is a part too */
+    for (;;) {
         const char *comma = memchr(p, ',', (size_t)(stop - p));
         size_t len = comma ? (size_t)(comma - p) : (size_t)(stop - p);
-        if (len % 2)
+        if (len < 1 || p[0] != 'x' || (len - 1) % 2)
             return -1;
+        p++;
+        len--;
         char *v = malloc(len / 2 + 1);
         if (v == NULL)
             return -1;
@@ -182,8 +203,9 @@ static int parse_progress(cdc_snapshot *s, const char *text)
         v[len / 2] = '\0';
         s->after[s->nafter++] = v;
         p += len;
-        if (p < stop && *p == ',')
-            p++;
+        if (p >= stop)
+            break;
+        p++; /* the comma */
     }
     return 0;
 }
@@ -195,7 +217,7 @@ static char *render_progress(const cdc_snapshot *s)
         return strdup("done");
     size_t len = 80;
     for (size_t i = 0; i < s->nafter; i++)
-        len += strlen(s->after[i]) * 2 + 1;
+        len += strlen(s->after[i]) * 2 + 2;
     char *t = malloc(len);
     if (t == NULL)
         return NULL;
@@ -207,6 +229,7 @@ static char *render_progress(const cdc_snapshot *s)
         for (size_t i = 0; i < s->nafter; i++) {
             if (i)
                 t[o++] = ',';
+            t[o++] = 'x';
             for (const unsigned char *p = (const unsigned char *)s->after[i]; *p; p++) {
                 t[o++] = hx[*p >> 4];
                 t[o++] = hx[*p & 15];
@@ -259,6 +282,7 @@ int cdc_snapshot_new(const char *progress, size_t chunk_size, cdc_snapshot **ret
 
 static void drop_window(cdc_snapshot *s)
 {
+    s->map_cols = NULL; /* a relation cache entry may be freed and its address reused */
     if (s->pass)
         cdc_snapread_pass_end(s->r);
     s->pass = false;
@@ -302,12 +326,40 @@ void cdc_snapshot_free(cdc_snapshot *s)
     free(s->progress_buf);
     free(s->vals);
     free(s->map);
+    free(s->seen);
+    free(s->publication);
     free(s);
 }
 
 bool cdc_snapshot_active(const cdc_snapshot *s)
 {
     return s != NULL && strcmp(s->durable, "done") != 0 && s->durable[0] != '\0';
+}
+
+/* (Re)read the publication's tables, their columns and keys. */
+static int load_tables(cdc_snapshot *s, cdc_error *err)
+{
+    cdc_snap_tables_free(s->tables, s->ntables);
+    s->tables = NULL;
+    s->ntables = 0;
+    s->map_cols = s->shape_cols = NULL;
+    s->stale = false;
+    int rc = cdc_snapread_tables(s->r, s->publication, &s->tables, &s->ntables, err);
+    if (rc < 0)
+        return rc;
+    size_t maxcols = 1;
+    for (size_t i = 0; i < s->ntables; i++)
+        if (s->tables[i].ncols > maxcols)
+            maxcols = s->tables[i].ncols;
+    free(s->vals);
+    if ((s->vals = calloc(maxcols, sizeof(*s->vals))) == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    s->st.tables = s->ntables;
+    s->st.tables_done = 0;
+    for (size_t i = 0; i < s->ntables; i++)
+        if (s->tables[i].relid < s->cur_relid)
+            s->st.tables_done++;
+    return 0;
 }
 
 int cdc_snapshot_connect(cdc_snapshot *s, const char *dsn, const char *publication,
@@ -320,6 +372,7 @@ int cdc_snapshot_connect(cdc_snapshot *s, const char *dsn, const char *publicati
     s->npend = 0;
     if (parse_progress(s, s->durable) < 0)
         return cdc_err(err, CDC_EPROTO, "unreadable snapshot progress \"%s\"", s->durable);
+    s->seeded = false; /* what lingers from before this session is not recorded */
     if (!cdc_snapshot_active(s))
         return 0;
     if (server_version < 140000) {
@@ -337,24 +390,10 @@ int cdc_snapshot_connect(cdc_snapshot *s, const char *dsn, const char *publicati
         rc = cdc_snapread_open(dsn, &s->marks, err);
     if (rc < 0)
         return rc;
-    cdc_snap_tables_free(s->tables, s->ntables);
-    s->tables = NULL;
-    s->ntables = 0;
-    if ((rc = cdc_snapread_tables(s->r, publication, &s->tables, &s->ntables, err)) < 0)
-        return rc;
-    size_t maxcols = 1;
-    for (size_t i = 0; i < s->ntables; i++)
-        if (s->tables[i].ncols > maxcols)
-            maxcols = s->tables[i].ncols;
-    free(s->vals);
-    if ((s->vals = calloc(maxcols, sizeof(*s->vals))) == NULL)
+    free(s->publication);
+    if ((s->publication = strdup(publication)) == NULL)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
-    s->st.tables = s->ntables;
-    s->st.tables_done = 0;
-    for (size_t i = 0; i < s->ntables; i++)
-        if (s->tables[i].relid < s->cur_relid)
-            s->st.tables_done++;
-    return 0;
+    return load_tables(s, err);
 }
 
 /* ------------------------------------------------------------------------
@@ -416,6 +455,15 @@ static size_t next_table(cdc_snapshot *s)
             s->table_rows = 0;
             s->table_marked = false;
         }
+        if (s->after != NULL && s->nafter != s->tables[i].nchunk) {
+            /* its key changed since the progress was written: read it again from its start */
+            cdc_log_warning("snapshot: the key of \"%s.%s\" changed since the checkpoint; "
+                            "reading it again from its start",
+                            s->tables[i].schema, s->tables[i].table);
+            free_after(s);
+            s->table_rows = 0;
+            s->table_marked = false;
+        }
         return i;
     }
     return s->ntables;
@@ -423,6 +471,11 @@ static size_t next_table(cdc_snapshot *s)
 
 static int start_chunk(cdc_snapshot *s, cdc_error *err)
 {
+    if (s->stale) {
+        int lrc = load_tables(s, err);
+        if (lrc < 0)
+            return lrc;
+    }
     size_t ti = next_table(s);
     s->ti = ti;
     s->seq++;
@@ -509,15 +562,86 @@ int cdc_snapshot_work(cdc_snapshot *s, cdc_lsn durable, cdc_error *err)
  * The stream
  * ------------------------------------------------------------------------ */
 
+static seen_txn *seen_find(const cdc_snapshot *s, uint32_t xid)
+{
+    if (s->seen_cap == 0)
+        return NULL;
+    for (size_t b = (xid * 2654435761u) & (s->seen_cap - 1); s->seen[b].xid;
+         b = (b + 1) & (s->seen_cap - 1))
+        if (s->seen[b].xid == xid)
+            return &s->seen[b];
+    return NULL;
+}
+
+static int seen_grow(cdc_snapshot *s, size_t cap)
+{
+    seen_txn *old = s->seen;
+    size_t oldcap = s->seen_cap;
+    seen_txn *n = calloc(cap, sizeof(*n));
+    if (n == NULL)
+        return -1;
+    s->seen = n;
+    s->seen_cap = cap;
+    s->seen_n = 0;
+    for (size_t i = 0; i < oldcap; i++) {
+        if (old[i].xid == 0)
+            continue;
+        size_t b = (old[i].xid * 2654435761u) & (cap - 1);
+        while (n[b].xid)
+            b = (b + 1) & (cap - 1);
+        n[b] = old[i];
+        s->seen_n++;
+    }
+    free(old);
+    return 0;
+}
+
+/* Keep only the transactions snapshot (xmax, xip) still lists as running, or that began
+ * after it. */
+static void seen_prune(cdc_snapshot *s, uint64_t xmax, const uint32_t *xip, size_t nxip)
+{
+    for (size_t i = 0; i < s->seen_cap; i++) {
+        seen_txn *e = &s->seen[i];
+        if (e->xid == 0)
+            continue;
+        bool running = (int32_t)(e->xid - (uint32_t)xmax) >= 0;
+        for (size_t k = 0; !running && k < nxip; k++)
+            running = xip[k] == e->xid;
+        if (!running)
+            e->xid = 0;
+    }
+    s->cur_txn = NULL;
+    /* rehash what is left (removals break probe chains); without memory for it nothing
+     * can be trusted to be found: be conservative until the next read */
+    if (s->seen_cap > 0 && seen_grow(s, s->seen_cap) < 0) {
+        memset(s->seen, 0, s->seen_cap * sizeof(*s->seen));
+        s->seen_n = 0;
+        s->seen_full = true;
+        return;
+    }
+    s->seen_full = false;
+}
+
 void cdc_snapshot_txn(cdc_snapshot *s, uint32_t xid, cdc_lsn commit_lsn)
 {
     if (s == NULL)
         return;
-    s->ring_xid[s->ring_pos] = xid;
-    s->ring_lsn[s->ring_pos] = commit_lsn;
-    s->ring_pos = (s->ring_pos + 1) % RING;
-    if (s->ring_n < RING)
-        s->ring_n++;
+    s->cur_txn = NULL;
+    if (s->r == NULL || s->done)
+        return; /* nothing to protect */
+    if (s->seen_n + 1 > s->seen_cap / 2 &&
+        (s->seen_cap * 2 > SEEN_MAX * 2 ||
+         seen_grow(s, s->seen_cap ? s->seen_cap * 2 : 1024) < 0)) {
+        s->seen_full = true;
+        return;
+    }
+    size_t b = (xid * 2654435761u) & (s->seen_cap - 1);
+    while (s->seen[b].xid && s->seen[b].xid != xid)
+        b = (b + 1) & (s->seen_cap - 1);
+    if (s->seen[b].xid == 0)
+        s->seen_n++;
+    s->seen[b] = (seen_txn){xid, commit_lsn, 0};
+    s->cur_txn = &s->seen[b];
 }
 
 /* Whether the read's snapshot sees transaction xid (32-bit, as pgoutput sends it). */
@@ -535,21 +659,55 @@ static bool visible(const cdc_snapshot *s, uint32_t xid)
     return true;
 }
 
+/* Which tables a streamed transaction touched, as 64 bits of relid: enough to tell
+ * that it did not touch a given one. */
+static uint64_t relid_bit(uint32_t relid)
+{
+    return UINT64_C(1) << (relid % 64);
+}
+
 /* True when a transaction the chunk's snapshot saw as running had committed before the
  * low watermark (the stream carried it already). */
 static bool snapshot_behind_stream(cdc_snapshot *s)
 {
     uint64_t xmin, xmax;
-    const uint32_t *xip;
-    size_t nxip;
+    const uint32_t *xip, *committed;
+    size_t nxip, ncommitted;
     cdc_snap_rows_snapshot(s->rows, &xmin, &xmax, &xip, &nxip);
-    for (size_t k = 0; k < nxip; k++)
-        for (size_t i = 0; i < s->ring_n; i++)
-            if (s->ring_xid[i] == xip[k] && s->ring_lsn[i] < s->low) {
-                s->behind_xid = xip[k];
-                return true;
-            }
-    return false;
+    cdc_snap_rows_committed(s->rows, &committed, &ncommitted);
+    uint64_t bit = relid_bit(s->tables[s->ti].relid);
+    bool behind = false;
+    for (size_t k = 0; k < nxip && !behind; k++) {
+        const seen_txn *e = seen_find(s, xip[k]);
+        if (e != NULL) {
+            behind = e->lsn < s->low && (e->rels & bit);
+        } else if (!s->seeded || s->seen_full) {
+            /* Not recorded: streamed before this session's records began (or they
+             * overflowed). If the server had marked it committed by the end of the
+             * read, it may have been streamed before L (a commit waits for a standby for
+             * as long as it takes): read again. */
+            for (size_t c = 0; c < ncommitted && !behind; c++)
+                behind = committed[c] == xip[k];
+        }
+        if (behind)
+            s->behind_xid = xip[k];
+    }
+    /* What this snapshot does not list has left the list for good; those it lists and were
+     * not recorded are the ones that lingered from before: record them as streamed
+     * before L, to every table (their changes are not known). */
+    seen_prune(s, xmax, xip, nxip);
+    if (!s->seeded) {
+        for (size_t c = 0; c < ncommitted; c++) {
+            if (seen_find(s, committed[c]) != NULL)
+                continue;
+            cdc_snapshot_txn(s, committed[c], 0);
+            if (s->cur_txn)
+                s->cur_txn->rels = ~UINT64_C(0);
+        }
+        s->cur_txn = NULL;
+        s->seeded = true;
+    }
+    return behind;
 }
 
 bool cdc_snapshot_mark(cdc_snapshot *s, const cdc_event *ev)
@@ -607,7 +765,8 @@ bool cdc_snapshot_mark(cdc_snapshot *s, const cdc_event *ev)
 static int map_columns(cdc_snapshot *s, const cdc_event *ev)
 {
     const cdc_snap_table *t = &s->tables[s->ti];
-    if (s->map_cols == ev->columns && s->map_ncols == ev->ncols && s->map_n == t->nchunk)
+    if (s->map_cols == ev->columns && s->map_relid == ev->relid && s->map_ncols == ev->ncols &&
+        s->map_n == t->nchunk)
         return 0;
     free(s->map);
     s->map = calloc(t->nchunk ? t->nchunk : 1, sizeof(*s->map));
@@ -620,6 +779,7 @@ static int map_columns(cdc_snapshot *s, const cdc_event *ev)
                 s->map[k] = (int)c;
     }
     s->map_cols = ev->columns;
+    s->map_relid = ev->relid;
     s->map_ncols = ev->ncols;
     s->map_n = t->nchunk;
     return 0;
@@ -660,10 +820,42 @@ static void drop_key(cdc_snapshot *s, const cdc_event_value *vals)
     }
 }
 
+/* Whether ev describes table t as it was read: the same name and published columns. */
+static bool same_shape(const cdc_snap_table *t, const cdc_event *ev)
+{
+    if (ev->ncols != t->ncols || strcmp(ev->schema, t->schema) != 0 ||
+        strcmp(ev->table, t->table) != 0)
+        return false;
+    for (size_t c = 0; c < t->ncols; c++)
+        if (strcmp(ev->columns[c].name, t->cols[c].name) != 0 ||
+            ev->columns[c].type_oid != t->cols[c].type_oid ||
+            ev->columns[c].typmod != t->cols[c].typmod)
+            return false;
+    return true;
+}
+
 void cdc_snapshot_change(cdc_snapshot *s, const cdc_event *ev)
 {
-    if (s == NULL || !s->seen_low || s->rows == NULL || s->conflict ||
-        (s->ws != W_READ && s->ws != W_WAIT_H))
+    if (s == NULL)
+        return;
+    if (s->cur_txn != NULL && s->cur_txn->xid == ev->xid) {
+        s->cur_txn->rels |= relid_bit(ev->relid);
+        for (size_t i = 0; ev->op == CDC_EVENT_TRUNCATE && i < ev->truncate.nrels; i++)
+            s->cur_txn->rels |= relid_bit(ev->truncate.rels[i].relid);
+    }
+    if (ev->columns != s->shape_cols && ev->relid >= s->cur_relid && ev->op != CDC_EVENT_TRUNCATE) {
+        /* a new relation description (one per schema change, and after each reconnect):
+         * if a table still to be read changed shape or name, read its columns again, and
+         * read again a chunk of it in the air (its rows have the old shape) */
+        s->shape_cols = ev->columns;
+        for (size_t i = 0; i < s->ntables; i++)
+            if (s->tables[i].relid == ev->relid && !same_shape(&s->tables[i], ev)) {
+                s->stale = true;
+                if (s->rows != NULL && s->ti == i && s->ws != W_EMIT)
+                    s->conflict = true;
+            }
+    }
+    if (!s->seen_low || s->rows == NULL || s->conflict || (s->ws != W_READ && s->ws != W_WAIT_H))
         return;
     const cdc_snap_table *t = &s->tables[s->ti];
     if (s->pass) {
@@ -689,12 +881,25 @@ void cdc_snapshot_change(cdc_snapshot *s, const cdc_event *ev)
         s->conflict = true;
         return;
     }
-    if (ev->after)
-        drop_key(s, ev->after);
-    if (ev->before && ev->before_image != CDC_EVENT_IMAGE_NONE)
-        drop_key(s, ev->before);
-    else if (ev->op == CDC_EVENT_DELETE)
+    /* A new row with an unchanged TOAST value does not carry the whole row: a consumer that
+     * never had the row cannot complete it. If the read saw the change, its row has every
+     * value and stays; if not, the chunk is read again. */
+    bool whole = true;
+    for (size_t c = 0; ev->after && c < ev->ncols; c++)
+        whole &= ev->after[c].state != CDC_EVENT_UNCHANGED_TOAST;
+    bool key_changed = cdc_event_key_changed(ev);
+    if (ev->after) {
+        if (whole)
+            drop_key(s, ev->after);
+        else if (!visible(s, ev->xid))
+            s->conflict = true;
+    }
+    if (ev->before && ev->before_image != CDC_EVENT_IMAGE_NONE) {
+        if (ev->op == CDC_EVENT_DELETE || key_changed || whole)
+            drop_key(s, ev->before); /* the old key's row is gone, or the new row is whole */
+    } else if (ev->op == CDC_EVENT_DELETE) {
         s->conflict = true; /* a delete without its key: cannot tell which row */
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -840,6 +1045,12 @@ cdc_lsn cdc_snapshot_chunk_done(cdc_snapshot *s)
                     break;
                 s->nafter++;
             }
+            if (s->after == NULL || s->nafter != t->nchunk) {
+                /* out of memory: the table's read starts over (repeats rows, loses none) */
+                free_after(s);
+                s->table_rows = 0;
+                s->table_marked = false;
+            }
             int64_t now = now_ms();
             if (now - s->last_log_ms >= 10000) {
                 double secs = (double)(now - s->table_start_ms) / 1000.0;
@@ -874,6 +1085,12 @@ cdc_lsn cdc_snapshot_chunk_done(cdc_snapshot *s)
         cdc_log_warning("out of memory recording snapshot progress");
     }
     drop_window(s);
+    if (s->done) {
+        /* nothing more to read: give the server its sessions back */
+        cdc_snapread_close(s->r);
+        cdc_snapread_close(s->marks);
+        s->r = s->marks = NULL;
+    }
     return h;
 }
 

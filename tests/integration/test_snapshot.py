@@ -296,6 +296,144 @@ class SnapshotModesTest(TestCase):
                 and (e["after"] or {}).get("id") == "5"]
         self.assertEqual([(e["op"], e["after"]["v"]) for e in row5], [("u", "-999"), ("r", "-999")])
 
+    def test_many_commits_while_one_waits_for_a_standby(self):
+        """The same held commit, and 20,000 transactions streamed after it before pgcdc
+        starts: the held one must still make its chunk be read again (pgcdc used to
+        remember only the last 16,384 streamed transactions, and lost it)."""
+        pg, cfg, ckpt = self.source(rows=300, **{"snapshot.mode": "initial"})
+        if pg.version < 14:
+            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
+        pg.sql("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
+        pg.reload()
+        conn = psycopg2.connect(pg.dsn())
+        conn.autocommit = True
+        self.addCleanup(conn.close)
+
+        def release():
+            pg.sql("ALTER SYSTEM RESET synchronous_standby_names")
+            pg.reload()
+        self.addCleanup(release)
+        writer = threading.Thread(target=lambda: conn.cursor().execute(
+            "SET synchronous_commit = on; UPDATE acct SET v = -999 WHERE id = 5"), daemon=True)
+        writer.start()
+        deadline = time.monotonic() + 30
+        while pg.sql_one("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'") == 0:
+            self.assertLess(time.monotonic(), deadline, "the update never waited for a standby")
+            time.sleep(0.05)
+        many = psycopg2.connect(pg.dsn())
+        many.autocommit = True
+        with many.cursor() as cur:
+            cur.execute("SET synchronous_commit = local")  # these do not wait for a standby
+            cur.execute("DO $$ BEGIN FOR i IN 1..20000 LOOP INSERT INTO applog VALUES (-i, "
+                        "'later'); COMMIT; END LOOP; END $$")
+        many.close()
+        p = self.start_pgcdc(["start", "-c", cfg, "--sink", "stdout"])
+        p.wait_for_output(r'snapshot: "public.acct" waits for transaction \d+', timeout=60)
+        self.assertIsNone(checkpoint_snapshot(ckpt), "a chunk was handed over meanwhile")
+        release()
+        writer.join(30)
+        deadline = time.monotonic() + 60
+        while checkpoint_snapshot(ckpt) != "done":
+            self.assertLess(time.monotonic(), deadline, p.stderr()[-3000:])
+            self.assertTrue(p.alive(), p.stderr()[-3000:])
+            time.sleep(0.05)
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        row5 = [(e["op"], e["after"]["v"]) for e in events_of(p.stdout())
+                if e.get("table") == "acct" and (e["after"] or {}).get("id") == "5"]
+        self.assertEqual(row5, [("u", "-999"), ("r", "-999")])
+
+    def test_an_update_keeping_a_toasted_value_during_the_read(self):
+        """An update that leaves a TOASTed column alone streams without its value. Its row
+        must not be dropped from the chunk in favour of that event: a consumer that never
+        had the row would never get the column."""
+        pg = self.pg_cluster()
+        if pg.version < 14:
+            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
+        pg.sql("CREATE TABLE t (id int PRIMARY KEY, v int, big text)")
+        pg.sql("ALTER TABLE t ALTER COLUMN big SET STORAGE EXTERNAL")
+        pg.sql("INSERT INTO t SELECT g, 0, (SELECT string_agg(md5(g::text || i::text), '') "
+               "FROM generate_series(1, 100) i) FROM generate_series(1, 300) g")
+        pg.sql("CREATE PUBLICATION pgcdc FOR TABLE t")
+        pg.sql("SELECT pg_create_logical_replication_slot('pgcdc', 'pgoutput')")
+        ckpt = os.path.join(self.tmpdir(), "pgcdc.checkpoint")
+        cfg = self.write_config({"source.dsn": pg.dsn(), "checkpoint.path": ckpt,
+                                 "status.interval": "1s", "snapshot.mode": "initial",
+                                 "snapshot.chunk.size": 4})
+        stop = threading.Event()
+
+        def churn():
+            c = psycopg2.connect(pg.dsn())
+            c.autocommit = True
+            rng = random.Random(1)
+            while not stop.is_set():
+                c.cursor().execute("UPDATE t SET v = v + 1 WHERE id = %s", (rng.randint(1, 300),))
+            c.close()
+        th = threading.Thread(target=churn, daemon=True)
+        th.start()
+        self.addCleanup(stop.set)
+        p = self.start_pgcdc(["start", "-c", cfg, "--sink", "stdout"])
+        deadline = time.monotonic() + 90
+        while checkpoint_snapshot(ckpt) != "done":
+            self.assertLess(time.monotonic(), deadline, p.stderr()[-3000:])
+            time.sleep(0.05)
+        stop.set()
+        th.join(10)
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        whole = set()
+        updates = 0
+        for e in events_of(p.stdout()):
+            if e.get("table") == "t" and e["op"] in ("r", "c", "u"):
+                updates += e["op"] == "u"
+                if isinstance(e["after"].get("big"), str):
+                    whole.add(int(e["after"]["id"]))
+        self.assertGreater(updates, 20, "the workload hardly ran during the snapshot")
+        self.assertEqual(sorted(set(range(1, 301)) - whole), [],
+                         "rows whose TOASTed value never reached the consumer")
+
+    def test_an_empty_text_in_the_last_key_read(self):
+        """The checkpoint records the last key read; an empty string in it is a value like
+        any other (it once read back as no value, and the restart skipped rows)."""
+        pg = self.pg_cluster()
+        if pg.version < 14:
+            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
+        pg.sql("CREATE TABLE t (a text, b text, PRIMARY KEY (a, b))")
+        pg.sql("CREATE TABLE u (k text PRIMARY KEY)")
+        pg.sql("INSERT INTO t VALUES ('ab', ''), ('ab', 'x'), ('ab', 'y'), ('ac', 'z')")
+        pg.sql("INSERT INTO u VALUES (''), ('m'), ('n')")
+        pg.sql("CREATE PUBLICATION pgcdc FOR TABLE t, u")
+        pg.sql("SELECT pg_create_logical_replication_slot('pgcdc', 'pgoutput')")
+        ckpt = os.path.join(self.tmpdir(), "pgcdc.checkpoint")
+        cfg = self.write_config({"source.dsn": pg.dsn(), "checkpoint.path": ckpt,
+                                 "snapshot.chunk.size": 1, "snapshot.mode": "initial"})
+        got = []
+        for point in ("snapshot-row:2", "snapshot-row:4", None):
+            env = {"PGCDC_CRASHPOINT": point} if point else None
+            r = run_pgcdc(["start", "-c", cfg, "--sink", "stdout", "--endpos", kc.end_lsn(pg)],
+                          timeout=60, env=env)
+            self.assertEqual(r.returncode, -signal.SIGKILL if point else 0, r.stderr[-2000:])
+            got += [(e["table"], tuple(e["after"].values())) for e in events_of(r.stdout)
+                    if e["op"] == "r"]
+        self.assertEqual(set(got), {("t", ("ab", "")), ("t", ("ab", "x")), ("t", ("ab", "y")),
+                                    ("t", ("ac", "z")), ("u", ("",)), ("u", ("m",)),
+                                    ("u", ("n",))})
+
+    def test_a_table_the_role_cannot_read_stops_with_the_grant(self):
+        pg, cfg, ckpt = self.source(rows=100, **{"snapshot.mode": "initial"})
+        if pg.version < 14:
+            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
+        pg.create_role("cdc", password="pw")
+        for t in TABLES:
+            if t != "line":
+                pg.sql(f"GRANT SELECT ON {t} TO cdc")
+        r = run_pgcdc(["start", "-c", cfg, "--sink", "stdout",
+                       "-o", "source.dsn=" + pg.dsn(user="cdc", password="pw")], timeout=60)
+        self.assertEqual(r.returncode, 1, r.stderr[-3000:])
+        self.assertIn("permission denied for table line", r.stderr)
+        self.assertIn('GRANT SELECT ON "public"."line" TO', r.stderr)
+        self.assertNotIn("reconnecting", r.stderr)
+
     def test_endpos_waits_for_the_snapshot(self):
         pg, cfg, ckpt = self.source(rows=3000, **{"snapshot.mode": "initial"})
         if pg.version < 14:
