@@ -55,9 +55,16 @@ int cdc_snapread_tables(cdc_snapread *r, const char *publication, cdc_snap_table
                         cdc_error *err);
 void cdc_snap_tables_free(cdc_snap_table *t, size_t n);
 
+/* The prefix of requests to a running pgcdc (pgcdc snapshot); never published. Content:
+ * "execute-snapshot <slot> <relid>,<relid>,...". */
+#define CDC_SIGNAL_PREFIX "pgcdc.signal"
+
 /* Write a non-transactional logical message (CDC_SNAPSHOT_PREFIX, content) into the WAL;
  * *ret is its LSN (the end of its record), as the stream reports it. */
 int cdc_snapread_mark(cdc_snapread *r, const char *content, cdc_lsn *ret, cdc_error *err);
+/* The same with another prefix (CDC_SIGNAL_PREFIX). */
+int cdc_snapread_message(cdc_snapread *r, const char *prefix, const char *content, cdc_lsn *ret,
+                         cdc_error *err);
 
 /*
  * Read up to limit rows of t with a chunk key above after (t->nchunk text

@@ -30,8 +30,10 @@
  */
 typedef struct cdc_snapshot cdc_snapshot;
 
-/* progress: from the checkpoint ("running 0 -" starts a snapshot from scratch). */
-int cdc_snapshot_new(const char *progress, size_t chunk_size, cdc_snapshot **ret, cdc_error *err);
+/* progress: from the checkpoint ("running 0 -" starts a snapshot from scratch; "" or
+ * "done": none until a request, pgcdc snapshot, names the slot). */
+int cdc_snapshot_new(const char *progress, size_t chunk_size, const char *slot, cdc_snapshot **ret,
+                     cdc_error *err);
 void cdc_snapshot_free(cdc_snapshot *s);
 
 /* True until every table is read and delivered. */
@@ -57,7 +59,8 @@ int cdc_snapshot_work(cdc_snapshot *s, cdc_lsn durable, cdc_error *err);
 
 /* Stream hooks, in stream order. */
 void cdc_snapshot_txn(cdc_snapshot *s, uint32_t xid, cdc_lsn commit_lsn);
-/* A logical message: true when it is a pgcdc watermark (never published). */
+/* A logical message: true when it is a pgcdc watermark or a request to this slot
+ * (CDC_SIGNAL_PREFIX, pgcdc snapshot; never published). */
 bool cdc_snapshot_mark(cdc_snapshot *s, const cdc_event *ev);
 /* A streamed change (insert, update, delete, truncate) as the sink sees it. */
 void cdc_snapshot_change(cdc_snapshot *s, const cdc_event *ev);

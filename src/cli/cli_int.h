@@ -23,6 +23,7 @@ enum {
     OPT_FOLLOW = 1u << 9,     /* --follow */
     OPT_LIST = 1u << 10,      /* --list */
     OPT_SHOW = 1u << 11,      /* --show */
+    OPT_TABLES = 1u << 12,    /* --tables T1,T2 */
 };
 
 typedef enum cdc_sink_kind { CDC_SINK_KAFKA = 0, CDC_SINK_STDOUT = 1 } cdc_sink_kind;
@@ -45,6 +46,7 @@ typedef struct cdc_cli_args {
     bool follow;         /* tail --follow */
     bool list;           /* config --list */
     bool show;           /* config --show */
+    const char *tables;  /* snapshot --tables, or NULL */
 } cdc_cli_args;
 
 /*
@@ -61,5 +63,6 @@ int cdc_cmd_teardown(const cdc_cli_args *args, const cdc_config *cfg, cdc_error 
 int cdc_cmd_start(const cdc_cli_args *args, const cdc_config *cfg, cdc_error *err);
 int cdc_cmd_resume(const cdc_cli_args *args, const cdc_config *cfg, cdc_error *err);
 int cdc_cmd_tail(const cdc_cli_args *args, const cdc_config *cfg, cdc_error *err);
+int cdc_cmd_snapshot(const cdc_cli_args *args, const cdc_config *cfg, cdc_error *err);
 
 #endif

@@ -49,6 +49,9 @@ static const cdc_cli_cmd commands[] = {
                  "      --max N            stop after N messages\n"
                  "      --follow           keep waiting for new messages (default: stop at the\n"
                  "                         end of every partition, or after 10 s without one)\n"},
+    {"snapshot", OPT_CONFIG | OPT_TABLES, cdc_cmd_snapshot,
+     "ask pgcdc to read published tables again, while it streams",
+     CONFIG_HELP "      --tables T1,T2     the tables (schema.table, or table when unique)\n"},
     {"config", OPT_CONFIG | OPT_LIST | OPT_SHOW, cdc_cmd_config,
      "check a configuration, list every key, or show the effective values",
      CONFIG_HELP "      --list             list every key with its default and description\n"
@@ -120,6 +123,7 @@ enum {
     LO_FOLLOW,
     LO_LIST,
     LO_SHOW,
+    LO_TABLES,
 };
 
 static const struct option long_opts[] = {
@@ -137,6 +141,7 @@ static const struct option long_opts[] = {
     {"follow", no_argument, NULL, LO_FOLLOW},
     {"list", no_argument, NULL, LO_LIST},
     {"show", no_argument, NULL, LO_SHOW},
+    {"tables", required_argument, NULL, LO_TABLES},
     {NULL, 0, NULL, 0},
 };
 
@@ -157,6 +162,7 @@ static unsigned opt_bit(int c)
     case LO_FOLLOW: return OPT_FOLLOW;
     case LO_LIST: return OPT_LIST;
     case LO_SHOW: return OPT_SHOW;
+    case LO_TABLES: return OPT_TABLES;
     default: return 0;
     }
 }
@@ -228,6 +234,7 @@ static int parse_args(const cdc_cli_cmd *cmd, int argc, char **argv, cdc_cli_arg
         case LO_FOLLOW: a->follow = true; break;
         case LO_LIST: a->list = true; break;
         case LO_SHOW: a->show = true; break;
+        case LO_TABLES: a->tables = optarg; break;
         }
     }
     if (optind < argc)

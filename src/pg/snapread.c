@@ -234,7 +234,13 @@ int cdc_snapread_tables(cdc_snapread *r, const char *publication, cdc_snap_table
  */
 int cdc_snapread_mark(cdc_snapread *r, const char *content, cdc_lsn *ret, cdc_error *err)
 {
-    const char *params[2] = {CDC_SNAPSHOT_PREFIX, content};
+    return cdc_snapread_message(r, CDC_SNAPSHOT_PREFIX, content, ret, err);
+}
+
+int cdc_snapread_message(cdc_snapread *r, const char *prefix, const char *content, cdc_lsn *ret,
+                         cdc_error *err)
+{
+    const char *params[2] = {prefix, content};
     PGresult *res = cdc_pg_exec(r->conn, "begin a snapshot watermark",
                                 "BEGIN; SET LOCAL synchronous_commit = local", err);
     if (res == NULL)

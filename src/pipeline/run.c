@@ -475,8 +475,8 @@ static int session(run_state *st, const cdc_checkpoint *saved, bool first, cdc_e
         saved = NULL;
         cdc_snapshot_free(st->snap);
         st->snap = NULL;
-        if ((rc = cdc_snapshot_new("running 0 -", (size_t)cfg->snapshot_chunk_size, &st->snap,
-                                   err)) < 0)
+        if ((rc = cdc_snapshot_new("running 0 -", (size_t)cfg->snapshot_chunk_size, cfg->slot_name,
+                                   &st->snap, err)) < 0)
             return rc;
     }
     if (saved && (rc = check_checkpoint(st, saved, err)) < 0)
@@ -598,15 +598,24 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
     stop_requested = 0;
     srand((unsigned)(cdc_now_ms() ^ getpid()));
 
+    /* A first run (no checkpoint) takes the snapshot; a checkpoint carries on with one it
+     * records as running. A checkpoint without snapshot progress comes from a run that
+     * streamed without one (or an older pgcdc): none is started under it. Whatever the
+     * mode, a request (pgcdc snapshot) starts one. */
+    const char *progress = !have_ckpt ? "running 0 -" : saved.snapshot;
+    bool resume = progress[0] != '\0' && strcmp(progress, "done") != 0;
+    if (cfg->snapshot_mode == CDC_SNAPSHOT_NO_DATA && resume) {
+        cdc_log_warning("snapshot.mode = no_data: %s",
+                        have_ckpt ? "the unfinished snapshot the checkpoint records is given up"
+                                  : "no snapshot is taken");
+        progress = "";
+        resume = false;
+    }
+    if ((rc = cdc_snapshot_new(progress, (size_t)cfg->snapshot_chunk_size, cfg->slot_name, &st.snap,
+                               err)) < 0)
+        return rc;
     if (cfg->snapshot_mode != CDC_SNAPSHOT_NO_DATA) {
-        /* A first run (no checkpoint) takes the snapshot; a checkpoint carries on with one
-         * it records as running. A checkpoint without snapshot progress comes from a run
-         * that streamed without one (or an older pgcdc): none is started under it. */
-        const char *progress = !have_ckpt ? "running 0 -" : saved.snapshot;
-        if (progress[0] != '\0' && strcmp(progress, "done") != 0) {
-            if ((rc = cdc_snapshot_new(progress, (size_t)cfg->snapshot_chunk_size, &st.snap, err)) <
-                0)
-                return rc;
+        if (resume) {
             cdc_log_info("snapshot.mode = %s: %s",
                          cfg->snapshot_mode == CDC_SNAPSHOT_INITIAL        ? "initial"
                          : cfg->snapshot_mode == CDC_SNAPSHOT_INITIAL_ONLY ? "initial_only"
@@ -617,6 +626,7 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
             cdc_log_info("snapshot.mode = initial_only: %s; nothing to do",
                          progress[0] ? "the checkpoint records the snapshot as done"
                                      : "the checkpoint records streaming without a snapshot");
+            cdc_snapshot_free(st.snap);
             return 0;
         }
     }

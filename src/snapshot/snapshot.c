@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "pgcdc/buf.h"
 #include "pgcdc/crashpoint.h"
 #include "pgcdc/log.h"
 #include "pgcdc/snapread.h"
@@ -64,6 +65,13 @@ struct cdc_snapshot {
     pending *pend;
     size_t npend, cappend;
     char *progress_buf;
+    /* the tables of this round (an incremental snapshot: sorted relids) and of the next;
+     * only == NULL: every published table */
+    uint32_t *only, *then;
+    size_t nonly, nthen;
+    char *slot; /* requests name it */
+    char *dsn;  /* sessions open when a request comes after the snapshot was done */
+    int server_version;
 
     /* the chunk in the air */
     wstate ws;
@@ -138,10 +146,61 @@ static int hexval(char c)
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+/* Sorted sets of relids. */
+static bool set_has(const uint32_t *set, size_t n, uint32_t relid)
+{
+    for (size_t i = 0; i < n; i++)
+        if (set[i] == relid)
+            return true;
+    return false;
+}
+
+static int set_add(uint32_t **set, size_t *n, uint32_t relid)
+{
+    if (set_has(*set, *n, relid))
+        return 0;
+    uint32_t *a = realloc(*set, (*n + 1) * sizeof(*a));
+    if (a == NULL)
+        return -1;
+    size_t i = *n;
+    while (i > 0 && a[i - 1] > relid) {
+        a[i] = a[i - 1];
+        i--;
+    }
+    a[i] = relid;
+    *set = a;
+    (*n)++;
+    return 0;
+}
+
+/* Parse "a,b,c" (relids) into a new set. */
+static int parse_set(const char *p, const char **end, uint32_t **set, size_t *n)
+{
+    free(*set);
+    *set = NULL;
+    *n = 0;
+    for (;;) {
+        char *e;
+        unsigned long v = strtoul(p, &e, 10);
+        if (e == p || v > UINT32_MAX || set_add(set, n, (uint32_t)v) < 0)
+            return -1;
+        p = e;
+        if (*p != ',')
+            break;
+        p++;
+    }
+    *end = p;
+    return 0;
+}
+
 /* Parse progress text into done / cur_relid / after. -1 when malformed. */
 static int parse_progress(cdc_snapshot *s, const char *text)
 {
     free_after(s);
+    free(s->only);
+    free(s->then);
+    s->only = s->then = NULL;
+    s->nonly = s->nthen = 0;
     s->done = false;
     s->cur_relid = 0;
     if (strcmp(text, "done") == 0 || text[0] == '\0') {
@@ -162,12 +221,22 @@ static int parse_progress(cdc_snapshot *s, const char *text)
     s->table_rows = 0;
     s->table_start_ms = now_ms();
     if (sp != NULL) {
-        unsigned long long rows;
-        long long start;
-        if (sscanf(sp + 1, "%llu %lld", &rows, &start) != 2)
+        char *e;
+        s->table_rows = strtoull(sp + 1, &e, 10);
+        if (*e != ' ')
             return -1;
-        s->table_rows = rows;
-        s->table_start_ms = start;
+        s->table_start_ms = strtoll(e + 1, &e, 10);
+        const char *q = e;
+        /* then " only <relids>" (an incremental round) and " then <relids>" (the next) */
+        while (*q == ' ') {
+            if (strncmp(q, " only ", 6) == 0 && parse_set(q + 6, &q, &s->only, &s->nonly) == 0)
+                continue;
+            if (strncmp(q, " then ", 6) == 0 && parse_set(q + 6, &q, &s->then, &s->nthen) == 0)
+                continue;
+            return -1;
+        }
+        if (*q != '\0')
+            return -1;
     }
     s->first_row_sent = relid != 0 || s->table_rows > 0;
     s->table_marked = s->table_rows > 0;
@@ -238,7 +307,24 @@ static char *render_progress(const cdc_snapshot *s)
     }
     o += snprintf(t + o, len - (size_t)o, " %llu %lld", (unsigned long long)s->table_rows,
                   (long long)s->table_start_ms);
-    return t;
+    t[o] = '\0';
+    cdc_buf b = {0};
+    int rc = cdc_buf_puts(&b, t);
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        const uint32_t *set = k == 0 ? s->only : s->then;
+        size_t n = k == 0 ? s->nonly : s->nthen;
+        if (set == NULL || n == 0)
+            continue;
+        rc |= cdc_buf_puts(&b, k == 0 ? " only " : " then ");
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc |= cdc_buf_printf(&b, "%s%" PRIu32, i ? "," : "", set[i]);
+    }
+    free(t);
+    if (rc != 0 || cdc_buf_append(&b, "", 1) < 0) {
+        cdc_buf_free(&b);
+        return NULL;
+    }
+    return (char *)b.data;
 }
 
 int cdc_snapshot_parse_progress(const char *text, cdc_snapshot_info *ret)
@@ -257,14 +343,17 @@ int cdc_snapshot_parse_progress(const char *text, cdc_snapshot_info *ret)
     return rc < 0 ? CDC_EPROTO : 0;
 }
 
-int cdc_snapshot_new(const char *progress, size_t chunk_size, cdc_snapshot **ret, cdc_error *err)
+int cdc_snapshot_new(const char *progress, size_t chunk_size, const char *slot, cdc_snapshot **ret,
+                     cdc_error *err)
 {
     cdc_snapshot *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
     s->chunk_size = chunk_size ? chunk_size : 1;
     s->durable = strdup(progress);
-    if (s->durable == NULL) {
+    s->slot = strdup(slot);
+    if (s->durable == NULL || s->slot == NULL) {
+        free(s->slot);
         free(s);
         return cdc_err(err, CDC_ENOMEM, "out of memory");
     }
@@ -328,6 +417,10 @@ void cdc_snapshot_free(cdc_snapshot *s)
     free(s->map);
     free(s->seen);
     free(s->publication);
+    free(s->only);
+    free(s->then);
+    free(s->slot);
+    free(s->dsn);
     free(s);
 }
 
@@ -362,6 +455,8 @@ static int load_tables(cdc_snapshot *s, cdc_error *err)
     return 0;
 }
 
+static int open_sessions(cdc_snapshot *s, cdc_error *err);
+
 int cdc_snapshot_connect(cdc_snapshot *s, const char *dsn, const char *publication,
                          int server_version, cdc_error *err)
 {
@@ -373,8 +468,23 @@ int cdc_snapshot_connect(cdc_snapshot *s, const char *dsn, const char *publicati
     if (parse_progress(s, s->durable) < 0)
         return cdc_err(err, CDC_EPROTO, "unreadable snapshot progress \"%s\"", s->durable);
     s->seeded = false; /* what lingers from before this session is not recorded */
+    free(s->dsn);
+    free(s->publication);
+    s->dsn = strdup(dsn);
+    s->publication = strdup(publication);
+    s->server_version = server_version;
+    if (s->dsn == NULL || s->publication == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
     if (!cdc_snapshot_active(s))
-        return 0;
+        return 0; /* sessions open if a request comes (open_sessions) */
+    return open_sessions(s, err);
+}
+
+/* Open the read and watermark sessions and list the tables. */
+static int open_sessions(cdc_snapshot *s, cdc_error *err)
+{
+    s->seeded = false; /* what was streamed while none was open is not recorded */
+    int server_version = s->server_version;
     if (server_version < 140000) {
         cdc_err(err, CDC_ECONFIG,
                 "snapshot.mode needs PostgreSQL 14 or later to read existing rows (this server "
@@ -385,14 +495,11 @@ int cdc_snapshot_connect(cdc_snapshot *s, const char *dsn, const char *publicati
         cdc_err_hint(err, "set snapshot.mode = no_data to stream changes only");
         return CDC_ECONFIG;
     }
-    int rc = cdc_snapread_open(dsn, &s->r, err);
+    int rc = cdc_snapread_open(s->dsn, &s->r, err);
     if (rc == 0)
-        rc = cdc_snapread_open(dsn, &s->marks, err);
+        rc = cdc_snapread_open(s->dsn, &s->marks, err);
     if (rc < 0)
         return rc;
-    free(s->publication);
-    if ((s->publication = strdup(publication)) == NULL)
-        return cdc_err(err, CDC_ENOMEM, "out of memory");
     return load_tables(s, err);
 }
 
@@ -446,8 +553,16 @@ static int build_hash(cdc_snapshot *s)
 static size_t next_table(cdc_snapshot *s)
 {
     for (size_t i = 0; i < s->ntables; i++) {
-        if (s->tables[i].relid < s->cur_relid)
+        if (s->tables[i].relid < s->cur_relid ||
+            (s->only && !set_has(s->only, s->nonly, s->tables[i].relid)))
             continue;
+        if (s->only && s->tables[i].nchunk == 0) {
+            /* pgcdc snapshot refuses these: read again, its rows could not be told from the
+             * ones consumers have */
+            cdc_log_warning("snapshot: \"%s.%s\" has no key: not read again", s->tables[i].schema,
+                            s->tables[i].table);
+            continue;
+        }
         if (s->tables[i].relid != s->cur_relid) {
             /* a table we had not started: from its start */
             free_after(s);
@@ -532,8 +647,13 @@ static int start_chunk(cdc_snapshot *s, cdc_error *err)
 
 int cdc_snapshot_work(cdc_snapshot *s, cdc_lsn durable, cdc_error *err)
 {
-    if (s == NULL || s->done || s->r == NULL)
+    if (s == NULL || s->done)
         return 0;
+    if (s->r == NULL) {
+        int orc = open_sessions(s, err); /* a request after the snapshot was done */
+        if (orc < 0)
+            return orc;
+    }
     if (s->ws == W_NONE) {
         if (now_ms() < s->retry_at_ms)
             return 0;
@@ -710,10 +830,77 @@ static bool snapshot_behind_stream(cdc_snapshot *s)
     return behind;
 }
 
+static int push_pending(cdc_snapshot *s, cdc_lsn h, char *text);
+
+/*
+ * A request (pgcdc snapshot) at position at: tables not yet reached in this round join it
+ * (an incremental round) or are read anyway (a round of every table); the others are
+ * read again in a round after this one. The progress a checkpoint at or after at
+ * records includes the request, so a crash does not lose it.
+ */
+static void request(cdc_snapshot *s, const char *list, size_t len, cdc_lsn at)
+{
+    uint32_t *want = NULL;
+    size_t nwant = 0;
+    char *copy = strndup(list, len);
+    const char *end = NULL;
+    if (copy == NULL || parse_set(copy, &end, &want, &nwant) < 0 || *end != '\0') {
+        cdc_log_warning("ignoring an unreadable snapshot request at " CDC_LSN_FMT,
+                        CDC_LSN_ARGS(at));
+        free(copy);
+        free(want);
+        return;
+    }
+    free(copy);
+    int rc = 0;
+    if (s->done) {
+        free(s->only);
+        s->only = want;
+        s->nonly = nwant;
+        want = NULL;
+        s->done = false;
+        s->cur_relid = s->only[0];
+        free_after(s);
+        s->table_rows = 0;
+        s->table_marked = false;
+        s->table_start_ms = now_ms();
+    } else {
+        for (size_t i = 0; i < nwant && rc == 0; i++) {
+            bool ahead = want[i] > s->cur_relid;
+            if (ahead && (s->only == NULL || set_has(s->only, s->nonly, want[i])))
+                continue; /* read in this round anyway */
+            rc = ahead ? set_add(&s->only, &s->nonly, want[i])
+                       : set_add(&s->then, &s->nthen, want[i]);
+        }
+    }
+    free(want);
+    char *text = rc == 0 ? render_progress(s) : NULL;
+    if (text == NULL || push_pending(s, at, text) < 0) {
+        free(text);
+        cdc_log_warning("out of memory recording a snapshot request; it is read again after a "
+                        "restart");
+        return;
+    }
+    cdc_log_info("snapshot requested at " CDC_LSN_FMT ": %s", CDC_LSN_ARGS(at), text);
+}
+
 bool cdc_snapshot_mark(cdc_snapshot *s, const cdc_event *ev)
 {
-    if (ev->op != CDC_EVENT_MESSAGE || ev->message.prefix == NULL ||
-        strcmp(ev->message.prefix, CDC_SNAPSHOT_PREFIX) != 0)
+    if (ev->op != CDC_EVENT_MESSAGE || ev->message.prefix == NULL)
+        return false;
+    if (strcmp(ev->message.prefix, CDC_SIGNAL_PREFIX) == 0) {
+        /* "execute-snapshot <slot> <relids>" for this pgcdc's slot */
+        static const char verb[] = "execute-snapshot ";
+        size_t vl = sizeof(verb) - 1, sl = s ? strlen(s->slot) : 0;
+        const char *c = ev->message.content;
+        size_t n = ev->message.len;
+        if (s != NULL && n > vl + sl + 1 && memcmp(c, verb, vl) == 0 &&
+            memcmp(c + vl, s->slot, sl) == 0 && c[vl + sl] == ' ')
+            request(s, c + vl + sl + 1, n - vl - sl - 1,
+                    ev->message.lsn ? ev->message.lsn : ev->commit_lsn);
+        return true;
+    }
+    if (strcmp(ev->message.prefix, CDC_SNAPSHOT_PREFIX) != 0)
         return false;
     if (s == NULL || (s->ws != W_WAIT_H && s->ws != W_READ))
         return true; /* an earlier run's, or another pgcdc's */
@@ -843,6 +1030,8 @@ void cdc_snapshot_change(cdc_snapshot *s, const cdc_event *ev)
         for (size_t i = 0; ev->op == CDC_EVENT_TRUNCATE && i < ev->truncate.nrels; i++)
             s->cur_txn->rels |= relid_bit(ev->truncate.rels[i].relid);
     }
+    if (s->done)
+        return;
     if (ev->columns != s->shape_cols && ev->relid >= s->cur_relid && ev->op != CDC_EVENT_TRUNCATE) {
         /* a new relation description (one per schema change, and after each reconnect):
          * if a table still to be read changed shape or name, read its columns again, and
@@ -914,6 +1103,8 @@ bool cdc_snapshot_emitting(const cdc_snapshot *s)
 /* The snapshot marker of a row: first overall, first/last of its table, last overall. */
 static const char *marker(cdc_snapshot *s, bool last_of_table)
 {
+    if (s->only != NULL)
+        return "incremental"; /* Debezium marks every row of an incremental snapshot so */
     const char *mark = "true";
     if (!s->first_row_sent)
         mark = "first";
@@ -1026,10 +1217,25 @@ cdc_lsn cdc_snapshot_chunk_done(cdc_snapshot *s)
     cdc_lsn h = s->high;
     s->st.chunks++;
     if (s->rows == NULL) {
-        s->done = true; /* the closing chunk: every table is read */
+        /* the closing chunk: every table of the round is read */
         cdc_log_info("snapshot: every table read (%llu rows; %llu dropped for changes streamed "
                      "during their read)",
                      (unsigned long long)s->st.rows, (unsigned long long)s->st.dropped);
+        free(s->only);
+        s->only = s->then; /* tables asked for again meanwhile: the next round */
+        s->nonly = s->nthen;
+        s->then = NULL;
+        s->nthen = 0;
+        s->done = s->only == NULL;
+        if (!s->done) {
+            s->cur_relid = s->only[0];
+            s->table_rows = 0;
+            s->table_marked = false;
+            s->table_start_ms = now_ms();
+            cdc_log_info("snapshot: %zu table%s asked for again during the snapshot: reading "
+                         "them now",
+                         s->nonly, s->nonly == 1 ? "" : "s");
+        }
     } else {
         const cdc_snap_table *t = &s->tables[s->ti];
         if (!s->pass)

@@ -453,7 +453,7 @@ class SnapshotKafkaTest(TestCase):
     ROWS = 12000
     CHUNK = 500
 
-    def setup_source(self):
+    def setup_source(self, mode="initial"):
         pg = self.pg_cluster()
         if pg.version < 14:
             self.skipTest("snapshots need PostgreSQL 14 (the refusal is in SnapshotModesTest)")
@@ -464,7 +464,7 @@ class SnapshotKafkaTest(TestCase):
         cfg = self.write_config({
             "source.dsn": pg.dsn(), "topic.prefix": PREFIX, "checkpoint.path": ckpt,
             "kafka.bootstrap.servers": kafka.bootstrap, "status.interval": "1s",
-            "snapshot.mode": "initial", "snapshot.chunk.size": self.CHUNK,
+            "snapshot.mode": mode, "snapshot.chunk.size": self.CHUNK,
         })
         return pg, kafka, cfg, ckpt, list(topics)
 
@@ -478,7 +478,7 @@ class SnapshotKafkaTest(TestCase):
             time.sleep(0.05)
         self.fail(f"checkpoint snapshot state still {checkpoint_snapshot(ckpt)!r}")
 
-    def drain_and_check(self, pg, kafka, cfg, ckpt, topics, churn):
+    def drain_and_check(self, pg, kafka, cfg, ckpt, topics, churn, tables=TABLES):
         churn.finish()
         end = kc.end_lsn(pg)
         r = run_pgcdc(["start", "-c", cfg, "--endpos", end], timeout=180)
@@ -489,7 +489,8 @@ class SnapshotKafkaTest(TestCase):
         by_topic = collections.defaultdict(list)
         for m in msgs:
             by_topic[m["topic"]].append(m)
-        for t, (_, cols, keys) in TABLES.items():
+        for t in tables:
+            _, cols, keys = TABLES[t]
             got, problems = kc.rebuild(by_topic[f"{PREFIX}.public.{t}"], cols, keys,
                                        snapshot=True)
             self.assertEqual(problems[:5], [], f"{t}: {len(problems)} problems")
@@ -515,6 +516,48 @@ class SnapshotKafkaTest(TestCase):
               f"{m.group(2)} dropped for changes in their window", flush=True)
         self.assertGreater(churn.commits, 50, "the workload did not run during the snapshot")
         self.drain_and_check(pg, kafka, cfg, ckpt, topics, churn)
+
+    def test_incremental_snapshot_while_streaming(self):
+        """pgcdc snapshot --tables asks a running pgcdc (here one that took no initial
+        snapshot) to read tables while it streams and the workload writes them; a request
+        made while pgcdc is stopped is read when it starts."""
+        pg, kafka, cfg, ckpt, topics = self.setup_source(mode="no_data")
+        churn = Churn(pg.dsn(), self.ROWS, seed=random.randrange(1 << 30))
+        churn.start()
+        self.addCleanup(churn.stop_event.set)
+        p = self.start_pgcdc(["start", "-c", cfg], name="pgcdc#1")
+        p.wait_for_output(r"streaming from slot", timeout=60)
+        r = run_pgcdc(["snapshot", "-c", cfg, "--tables", "nope"], timeout=30)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn('table "nope" is not in publication "pgcdc"', r.stderr)
+        r = run_pgcdc(["snapshot", "-c", cfg, "--tables", "acct,applog"], timeout=30)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn('table "public.applog" has no primary key or replica identity index',
+                      r.stderr)
+        r = run_pgcdc(["snapshot", "-c", cfg, "--tables", "acct, public.fullpk"], timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("requested a snapshot of 2 tables (public.acct, public.fullpk)", r.stdout)
+        p.wait_for_output(r"snapshot requested at \S+: running \d+ - 0 \d+ only \d+,\d+",
+                          timeout=60)
+        self.wait_snapshot(p, ckpt, lambda s: s == "done")
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        # asked while nothing runs: the next start reads it
+        r = run_pgcdc(["snapshot", "-c", cfg, "--tables", "line"], timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        p = self.start_pgcdc(["start", "-c", cfg], name="pgcdc#2")
+        p.wait_for_output(r"snapshot requested at", timeout=60)
+        p.wait_for_output(r"snapshot: every table read", timeout=60)
+        self.wait_snapshot(p, ckpt, lambda s: s == "done")
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        msgs = self.drain_and_check(pg, kafka, cfg, ckpt, topics, churn,
+                                    tables=["acct", "fullpk", "line"])
+        marks = collections.Counter((m["topic"].rsplit(".", 1)[1], m["event"]["snapshot"])
+                                    for m in msgs if m["event"] and m["event"]["op"] == "r")
+        self.assertEqual({t for t, _ in marks}, {"acct", "fullpk", "line"})
+        self.assertEqual({k for _, k in marks}, {"incremental"})
+        print(f"\nrows read by request: {dict(marks)}", flush=True)
 
     def test_kill9_twice_during_the_snapshot(self):
         pg, kafka, cfg, ckpt, topics = self.setup_source()

@@ -27,9 +27,10 @@ class CliTest(unittest.TestCase):
     def test_help_lists_every_command(self):
         r = run("--help")
         self.assertEqual(r.returncode, 0)
-        for cmd in ("setup", "start", "resume", "status", "teardown", "tail", "config", "version"):
+        for cmd in ("setup", "start", "resume", "status", "teardown", "snapshot", "tail", "config",
+                    "version"):
             self.assertIn(cmd, r.stdout)
-        for cmd in ("setup", "start", "resume", "status", "teardown", "tail", "config"):
+        for cmd in ("setup", "start", "resume", "status", "teardown", "snapshot", "tail", "config"):
             r = run(cmd, "--help")
             self.assertEqual(r.returncode, 0, cmd)
             self.assertIn(f"usage: pgcdc {cmd}", r.stdout)
