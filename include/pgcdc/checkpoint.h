@@ -26,7 +26,7 @@ typedef struct cdc_checkpoint {
     /* Snapshot progress (src/snapshot, cdc_snapshot_progress): "" when no snapshot was
      * asked for (and in files of formats 1 and 2), "done", or "running ...". Only
      * progress whose rows are all delivered is written. */
-    char snapshot[2048];
+    char snapshot[16384];
 } cdc_checkpoint;
 
 /*

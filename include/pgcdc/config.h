@@ -63,6 +63,7 @@ typedef struct cdc_config {
     int64_t status_interval;             /* ms between standby status updates */
     int snapshot_mode;                   /* cdc_snapshot_mode */
     int64_t snapshot_chunk_size;         /* rows per snapshot chunk */
+    bool snapshot_new_tables;            /* read tables added to the publication */
     bool tombstones;                     /* tombstone after delete */
     bool publish_truncate;               /* publish op t */
     bool publish_messages;               /* publish op m */

@@ -54,6 +54,10 @@ int cdc_snapread_server_version(const cdc_snapread *r);
 int cdc_snapread_tables(cdc_snapread *r, const char *publication, cdc_snap_table **ret, size_t *n,
                         cdc_error *err);
 void cdc_snap_tables_free(cdc_snap_table *t, size_t n);
+/* Only the relids of the publication's tables that have a chunk key (sorted; free()),
+ * a cheap query for noticing tables added to it. */
+int cdc_snapread_table_ids(cdc_snapread *r, const char *publication, uint32_t **ret, size_t *n,
+                           cdc_error *err);
 
 /* The prefix of requests to a running pgcdc (pgcdc snapshot); never published. Content:
  * "execute-snapshot <slot> <relid>,<relid>,...". */

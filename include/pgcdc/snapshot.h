@@ -32,8 +32,9 @@ typedef struct cdc_snapshot cdc_snapshot;
 
 /* progress: from the checkpoint ("running 0 -" starts a snapshot from scratch; "" or
  * "done": none until a request, pgcdc snapshot, names the slot). */
-int cdc_snapshot_new(const char *progress, size_t chunk_size, const char *slot, cdc_snapshot **ret,
-                     cdc_error *err);
+/* new_tables_every_ms > 0: snapshot.new.tables, looking every that often. */
+int cdc_snapshot_new(const char *progress, size_t chunk_size, const char *slot,
+                     int64_t new_tables_every_ms, cdc_snapshot **ret, cdc_error *err);
 void cdc_snapshot_free(cdc_snapshot *s);
 
 /* True until every table is read and delivered. */

@@ -86,7 +86,7 @@ static int fsync_dir_of(const char *path)
 
 int cdc_ckpt_write(const char *path, const cdc_checkpoint *ckpt, cdc_error *err)
 {
-    char body[4096], tmp[4096];
+    char body[20480], tmp[4096];
     cdc_checkpoint c = *ckpt;
     struct timeval tv;
 
@@ -205,7 +205,7 @@ static int parse_line(cdc_checkpoint *c, char *line, unsigned *seen)
 
 int cdc_ckpt_read(const char *path, cdc_checkpoint *ret, cdc_error *err)
 {
-    char data[8192];
+    char data[32768];
     FILE *f = fopen(path, "r");
     if (f == NULL) {
         if (errno == ENOENT)

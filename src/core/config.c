@@ -64,6 +64,9 @@ static const key_def keys[] = {
      "unusable)"},
     {"snapshot.chunk.size", KT_INT, OFF(snapshot_chunk_size), "10240", NULL, 1, 1000000,
      "rows a snapshot reads per query; a crash reads at most one chunk again"},
+    {"snapshot.new.tables", KT_BOOL, OFF(snapshot_new_tables), "true", NULL, 0, 0,
+     "read the rows of a table added to the publication (checked at start and every "
+     "status.interval; not with snapshot.mode = no_data)"},
     {"tombstones", KT_BOOL, OFF(tombstones), "true", NULL, 0, 0,
      "follow every delete with a null-value tombstone for compacted topics"},
     {"publish.truncate", KT_BOOL, OFF(publish_truncate), "true", NULL, 0, 0,

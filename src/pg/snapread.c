@@ -232,6 +232,35 @@ int cdc_snapread_tables(cdc_snapread *r, const char *publication, cdc_snap_table
  * local flushes the WAL past it. It has no changes, so the stream shows
  * nothing of it.
  */
+int cdc_snapread_table_ids(cdc_snapread *r, const char *publication, uint32_t **ret, size_t *n,
+                           cdc_error *err)
+{
+    const char *params[1] = {publication};
+    PGresult *res = cdc_pg_execp(
+        r->conn, "list the publication's tables",
+        "SELECT c.oid FROM pg_catalog.pg_publication_tables pt"
+        " JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname"
+        " JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename"
+        " WHERE pt.pubname = $1 AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i"
+        "  WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisreplident))"
+        " ORDER BY c.oid",
+        1, params, err);
+    if (res == NULL)
+        return CDC_EPG;
+    size_t k = (size_t)PQntuples(res);
+    uint32_t *ids = calloc(k ? k : 1, sizeof(*ids));
+    if (ids == NULL) {
+        PQclear(res);
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < k; i++)
+        ids[i] = (uint32_t)strtoul(PQgetvalue(res, (int)i, 0), NULL, 10);
+    PQclear(res);
+    *ret = ids;
+    *n = k;
+    return 0;
+}
+
 int cdc_snapread_mark(cdc_snapread *r, const char *content, cdc_lsn *ret, cdc_error *err)
 {
     return cdc_snapread_message(r, CDC_SNAPSHOT_PREFIX, content, ret, err);

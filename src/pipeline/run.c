@@ -59,6 +59,14 @@ typedef struct run_state {
     uint64_t snap_seq;        /* tracker transaction of the chunk being handed over, 0: none */
 } run_state;
 
+/* snapshot.new.tables looks every status.interval; never under no_data. */
+static int64_t new_tables_every(const cdc_config *cfg)
+{
+    return cfg->snapshot_new_tables && cfg->snapshot_mode != CDC_SNAPSHOT_NO_DATA
+               ? cfg->status_interval
+               : 0;
+}
+
 /* While a snapshot runs, endpos waits: the snapshot finishes first (its rows sit at
  * watermarks beyond endpos), then streaming stops at the next transaction past it. */
 static bool endpos_applies(const run_state *st)
@@ -476,7 +484,7 @@ static int session(run_state *st, const cdc_checkpoint *saved, bool first, cdc_e
         cdc_snapshot_free(st->snap);
         st->snap = NULL;
         if ((rc = cdc_snapshot_new("running 0 -", (size_t)cfg->snapshot_chunk_size, cfg->slot_name,
-                                   &st->snap, err)) < 0)
+                                   new_tables_every(cfg), &st->snap, err)) < 0)
             return rc;
     }
     if (saved && (rc = check_checkpoint(st, saved, err)) < 0)
@@ -603,16 +611,16 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
      * streamed without one (or an older pgcdc): none is started under it. Whatever the
      * mode, a request (pgcdc snapshot) starts one. */
     const char *progress = !have_ckpt ? "running 0 -" : saved.snapshot;
-    bool resume = progress[0] != '\0' && strcmp(progress, "done") != 0;
+    bool resume = strncmp(progress, "running ", 8) == 0;
     if (cfg->snapshot_mode == CDC_SNAPSHOT_NO_DATA && resume) {
-        cdc_log_warning("snapshot.mode = no_data: %s",
-                        have_ckpt ? "the unfinished snapshot the checkpoint records is given up"
-                                  : "no snapshot is taken");
+        if (have_ckpt)
+            cdc_log_warning("snapshot.mode = no_data: the unfinished snapshot the checkpoint "
+                            "records is given up");
         progress = "";
         resume = false;
     }
-    if ((rc = cdc_snapshot_new(progress, (size_t)cfg->snapshot_chunk_size, cfg->slot_name, &st.snap,
-                               err)) < 0)
+    if ((rc = cdc_snapshot_new(progress, (size_t)cfg->snapshot_chunk_size, cfg->slot_name,
+                               new_tables_every(cfg), &st.snap, err)) < 0)
         return rc;
     if (cfg->snapshot_mode != CDC_SNAPSHOT_NO_DATA) {
         if (resume) {
@@ -624,8 +632,9 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
                                    : "reading the existing rows of every published table");
         } else if (cfg->snapshot_mode == CDC_SNAPSHOT_INITIAL_ONLY) {
             cdc_log_info("snapshot.mode = initial_only: %s; nothing to do",
-                         progress[0] ? "the checkpoint records the snapshot as done"
-                                     : "the checkpoint records streaming without a snapshot");
+                         strncmp(progress, "done", 4) == 0
+                             ? "the checkpoint records the snapshot as done"
+                             : "the checkpoint records streaming without a snapshot");
             cdc_snapshot_free(st.snap);
             return 0;
         }

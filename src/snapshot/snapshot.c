@@ -41,6 +41,12 @@ typedef enum wstate {
     W_EMIT,     /* at the high watermark: rows go to the sink */
 } wstate;
 
+/* A chunk row brought up to an update the read did not see (patch_row). */
+typedef struct patched_row {
+    uint64_t set[25];    /* which columns v holds (1,600 fit: PostgreSQL's most) */
+    cdc_event_value v[]; /* owned data */
+} patched_row;
+
 typedef struct pending {
     cdc_lsn h;  /* the chunk's rows are delivered once the watermark passes h */
     char *text; /* progress after the chunk */
@@ -69,6 +75,13 @@ struct cdc_snapshot {
      * only == NULL: every published table */
     uint32_t *only, *then;
     size_t nonly, nthen;
+    /* the published tables with a key the snapshot knows of: one that appears later is read
+     * (snapshot.new.tables); known_set false until the first look */
+    uint32_t *known;
+    size_t nknown;
+    bool known_set;
+    bool new_tables;
+    int64_t poll_every_ms, next_poll_ms;
     char *slot; /* requests name it */
     char *dsn;  /* sessions open when a request comes after the snapshot was done */
     int server_version;
@@ -87,7 +100,8 @@ struct cdc_snapshot {
     bool more;    /* the table has rows after this chunk */
     bool conflict;
     bool *dropped;
-    uint32_t *hash; /* open addressing: row index + 1, 0 empty */
+    patched_row **patch; /* nrows, NULL or lazily per row */
+    uint32_t *hash;      /* open addressing: row index + 1, 0 empty */
     size_t hcap;
     size_t emit_i;
     uint64_t ordinal;
@@ -193,6 +207,8 @@ static int parse_set(const char *p, const char **end, uint32_t **set, size_t *n)
     return 0;
 }
 
+static int parse_head(cdc_snapshot *s, const char *text);
+
 /* Parse progress text into done / cur_relid / after. -1 when malformed. */
 static int parse_progress(cdc_snapshot *s, const char *text)
 {
@@ -203,6 +219,31 @@ static int parse_progress(cdc_snapshot *s, const char *text)
     s->nonly = s->nthen = 0;
     s->done = false;
     s->cur_relid = 0;
+    free(s->known);
+    s->known = NULL;
+    s->nknown = 0;
+    s->known_set = false;
+    /* " known <relids>", last: the tables the snapshot knows of (snapshot.new.tables) */
+    const char *kn = strstr(text, " known ");
+    char *head = strndup(text, kn ? (size_t)(kn - text) : strlen(text));
+    if (head == NULL)
+        return -1;
+    if (kn != NULL) {
+        const char *e;
+        if (parse_set(kn + 7, &e, &s->known, &s->nknown) < 0 || *e != '\0') {
+            free(head);
+            return -1;
+        }
+        s->known_set = true;
+    }
+    int rc = parse_head(s, head);
+    free(head);
+    return rc;
+}
+
+/* parse_progress without the known set. */
+static int parse_head(cdc_snapshot *s, const char *text)
+{
     if (strcmp(text, "done") == 0 || text[0] == '\0') {
         s->done = true;
         return 0;
@@ -280,7 +321,29 @@ static int parse_progress(cdc_snapshot *s, const char *text)
 }
 
 /* The progress text of the in-memory state (malloc'd), NULL when out of memory. */
+static char *render_head(const cdc_snapshot *s);
+
 static char *render_progress(const cdc_snapshot *s)
+{
+    char *head = render_head(s);
+    if (head == NULL || !s->known_set)
+        return head;
+    cdc_buf b = {0};
+    int rc = cdc_buf_puts(&b, head);
+    free(head);
+    rc |= cdc_buf_puts(&b, " known ");
+    for (size_t i = 0; i < s->nknown && rc == 0; i++)
+        rc |= cdc_buf_printf(&b, "%s%" PRIu32, i ? "," : "", s->known[i]);
+    if (s->nknown == 0)
+        rc |= cdc_buf_puts(&b, "0"); /* an empty set: relid 0 is no table */
+    if (rc != 0) {
+        cdc_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+static char *render_head(const cdc_snapshot *s)
 {
     if (s->done)
         return strdup("done");
@@ -333,8 +396,8 @@ int cdc_snapshot_parse_progress(const char *text, cdc_snapshot_info *ret)
     if (s == NULL)
         return CDC_ENOMEM;
     int rc = parse_progress(s, text);
-    *ret = (cdc_snapshot_info){.done = s->done && text[0] != '\0',
-                               .none = text[0] == '\0',
+    *ret = (cdc_snapshot_info){.done = s->done && strncmp(text, "done", 4) == 0,
+                               .none = s->done && strncmp(text, "done", 4) != 0,
                                .relid = s->cur_relid,
                                .table_rows = s->table_rows,
                                .table_started_ms = s->table_start_ms};
@@ -343,13 +406,15 @@ int cdc_snapshot_parse_progress(const char *text, cdc_snapshot_info *ret)
     return rc < 0 ? CDC_EPROTO : 0;
 }
 
-int cdc_snapshot_new(const char *progress, size_t chunk_size, const char *slot, cdc_snapshot **ret,
-                     cdc_error *err)
+int cdc_snapshot_new(const char *progress, size_t chunk_size, const char *slot,
+                     int64_t new_tables_every_ms, cdc_snapshot **ret, cdc_error *err)
 {
     cdc_snapshot *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
     s->chunk_size = chunk_size ? chunk_size : 1;
+    s->new_tables = new_tables_every_ms > 0;
+    s->poll_every_ms = new_tables_every_ms;
     s->durable = strdup(progress);
     s->slot = strdup(slot);
     if (s->durable == NULL || s->slot == NULL) {
@@ -369,8 +434,25 @@ int cdc_snapshot_new(const char *progress, size_t chunk_size, const char *slot, 
     return 0;
 }
 
+static void free_patches(cdc_snapshot *s)
+{
+    if (s->patch == NULL)
+        return;
+    const cdc_snap_table *t = s->ti < s->ntables ? &s->tables[s->ti] : NULL;
+    for (size_t i = 0; i < s->nrows; i++) {
+        if (s->patch[i] == NULL)
+            continue;
+        for (size_t c = 0; t && c < t->ncols; c++)
+            free((char *)s->patch[i]->v[c].data);
+        free(s->patch[i]);
+    }
+    free(s->patch);
+    s->patch = NULL;
+}
+
 static void drop_window(cdc_snapshot *s)
 {
+    free_patches(s);
     s->map_cols = NULL; /* a relation cache entry may be freed and its address reused */
     if (s->pass)
         cdc_snapread_pass_end(s->r);
@@ -419,6 +501,7 @@ void cdc_snapshot_free(cdc_snapshot *s)
     free(s->publication);
     free(s->only);
     free(s->then);
+    free(s->known);
     free(s->slot);
     free(s->dsn);
     free(s);
@@ -426,7 +509,7 @@ void cdc_snapshot_free(cdc_snapshot *s)
 
 bool cdc_snapshot_active(const cdc_snapshot *s)
 {
-    return s != NULL && strcmp(s->durable, "done") != 0 && s->durable[0] != '\0';
+    return s != NULL && strncmp(s->durable, "running ", 8) == 0;
 }
 
 /* (Re)read the publication's tables, their columns and keys. */
@@ -475,6 +558,7 @@ int cdc_snapshot_connect(cdc_snapshot *s, const char *dsn, const char *publicati
     s->server_version = server_version;
     if (s->dsn == NULL || s->publication == NULL)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
+    s->next_poll_ms = 0; /* look at once: tables added while pgcdc was stopped */
     if (!cdc_snapshot_active(s))
         return 0; /* sessions open if a request comes (open_sessions) */
     return open_sessions(s, err);
@@ -495,12 +579,72 @@ static int open_sessions(cdc_snapshot *s, cdc_error *err)
         cdc_err_hint(err, "set snapshot.mode = no_data to stream changes only");
         return CDC_ECONFIG;
     }
-    int rc = cdc_snapread_open(s->dsn, &s->r, err);
-    if (rc == 0)
+    int rc = s->r ? 0 : cdc_snapread_open(s->dsn, &s->r, err);
+    if (rc == 0 && s->marks == NULL)
         rc = cdc_snapread_open(s->dsn, &s->marks, err);
     if (rc < 0)
         return rc;
     return load_tables(s, err);
+}
+
+/*
+ * snapshot.new.tables: every poll_every_ms, compare the publication's tables (those with a
+ * key) with the ones known; for the new ones, write a request as pgcdc snapshot does, so
+ * that they are read in the stream's order and the request survives a crash. A failure
+ * here is logged, never fatal: streaming goes on, and the next look tries again.
+ */
+static int push_pending(cdc_snapshot *s, cdc_lsn h, char *text);
+
+static void poll_new_tables(cdc_snapshot *s)
+{
+    if (!s->new_tables || s->dsn == NULL || now_ms() < s->next_poll_ms)
+        return;
+    s->next_poll_ms = now_ms() + s->poll_every_ms;
+    cdc_error e = {0};
+    uint32_t *ids = NULL;
+    size_t n = 0;
+    if ((s->marks == NULL && cdc_snapread_open(s->dsn, &s->marks, &e) < 0) ||
+        cdc_snapread_table_ids(s->marks, s->publication, &ids, &n, &e) < 0) {
+        cdc_log_warning("snapshot.new.tables: cannot list the publication's tables: %s", e.msg);
+        cdc_snapread_close(s->marks);
+        s->marks = NULL;
+        return;
+    }
+    cdc_buf req = {0};
+    size_t added = 0;
+    int rc = s->known_set ? cdc_buf_printf(&req, "execute-snapshot %s ", s->slot) : 0;
+    for (size_t i = 0; s->known_set && i < n && rc == 0; i++)
+        if (!set_has(s->known, s->nknown, ids[i]))
+            rc = cdc_buf_printf(&req, "%s%" PRIu32, added++ ? "," : "", ids[i]);
+    cdc_lsn at = 0;
+    if (rc == 0 && added > 0 &&
+        cdc_snapread_message(s->marks, CDC_SIGNAL_PREFIX, req.data, &at, &e) < 0) {
+        cdc_log_warning("snapshot.new.tables: cannot ask for the new tables: %s", e.msg);
+        rc = -1;
+    }
+    cdc_buf_free(&req);
+    if (rc != 0) {
+        free(ids);
+        return;
+    }
+    if (added > 0)
+        cdc_log_info("snapshot.new.tables: %zu table%s added to the publication: reading %s "
+                     "(request at " CDC_LSN_FMT ")",
+                     added, added == 1 ? "" : "s", added == 1 ? "it" : "them", CDC_LSN_ARGS(at));
+    bool first = !s->known_set;
+    free(s->known);
+    s->known = ids;
+    s->nknown = n;
+    s->known_set = true;
+    /* With nothing in flight the progress is what the checkpoint holds, plus the tables
+     * now known: record them (position 0: the next checkpoint). A request's own progress,
+     * and every chunk's, carries them otherwise. */
+    if ((first || added == 0) && s->done && s->npend == 0) {
+        char *text = render_progress(s);
+        if (text && strcmp(text, s->durable) != 0 && push_pending(s, 0, text) == 0)
+            text = NULL;
+        free(text);
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -647,7 +791,10 @@ static int start_chunk(cdc_snapshot *s, cdc_error *err)
 
 int cdc_snapshot_work(cdc_snapshot *s, cdc_lsn durable, cdc_error *err)
 {
-    if (s == NULL || s->done)
+    if (s == NULL)
+        return 0;
+    poll_new_tables(s);
+    if (s->done)
         return 0;
     if (s->r == NULL) {
         int orc = open_sessions(s, err); /* a request after the snapshot was done */
@@ -974,16 +1121,16 @@ static int map_columns(cdc_snapshot *s, const cdc_event *ev)
 
 /* Drop the chunk row whose key the values vals (an image of ev) hold; a key that cannot
  * be read from them makes the chunk read again. */
-static void drop_key(cdc_snapshot *s, const cdc_event_value *vals)
+/* The chunk row whose key the values vals (an image of ev) hold: its index, -1 when the
+ * chunk has none, -2 when the key cannot be read from them. */
+static long find_row(cdc_snapshot *s, const cdc_event_value *vals)
 {
     const cdc_snap_table *t = &s->tables[s->ti];
     uint64_t h = 1469598103934665603u;
     for (size_t k = 0; k < t->nchunk; k++) {
         int c = s->map[k];
-        if (c < 0 || vals[c].state != CDC_EVENT_TEXT) {
-            s->conflict = true;
-            return;
-        }
+        if (c < 0 || vals[c].state != CDC_EVENT_TEXT)
+            return -2;
         uint32_t len = vals[c].len;
         h = fnv(h, (const char *)&len, sizeof(len));
         h = fnv(h, vals[c].data, vals[c].len);
@@ -997,13 +1144,68 @@ static void drop_key(cdc_snapshot *s, const cdc_event_value *vals)
             same =
                 v.state == CDC_EVENT_TEXT && v.len == e->len && memcmp(v.data, e->data, v.len) == 0;
         }
-        if (same) {
-            if (!s->dropped[i]) {
-                s->dropped[i] = true;
-                s->st.dropped++;
-            }
+        if (same)
+            return (long)i;
+    }
+    return -1;
+}
+
+/* Drop the chunk row whose key vals hold; a key that cannot be read from them makes the
+ * chunk read again. */
+static void drop_key(cdc_snapshot *s, const cdc_event_value *vals)
+{
+    long i = find_row(s, vals);
+    if (i == -2)
+        s->conflict = true;
+    else if (i >= 0 && !s->dropped[i]) {
+        s->dropped[i] = true;
+        s->st.dropped++;
+    }
+}
+
+/*
+ * An update the read did not see, whose new row leaves a TOASTed column out (unchanged):
+ * bring the chunk row up to it, the values it carries over the row's, the columns it
+ * leaves out kept (the update did not change them, and the read has them). The row then
+ * holds the key's whole state after the update.
+ */
+static void patch_row(cdc_snapshot *s, const cdc_event *ev)
+{
+    long i = find_row(s, ev->after);
+    if (i == -2) {
+        s->conflict = true;
+        return;
+    }
+    if (i < 0 || s->dropped[i])
+        return;
+    const cdc_snap_table *t = &s->tables[s->ti];
+    if (s->patch == NULL && (s->patch = calloc(s->nrows, sizeof(*s->patch))) == NULL) {
+        s->conflict = true; /* out of memory: read it again */
+        return;
+    }
+    patched_row *pr = s->patch[i];
+    if (pr == NULL) {
+        pr = calloc(1, sizeof(*pr) + t->ncols * sizeof(pr->v[0]));
+        if (pr == NULL) {
+            s->conflict = true;
             return;
         }
+        s->patch[i] = pr;
+    }
+    for (size_t c = 0; c < ev->ncols && c < t->ncols; c++) {
+        const cdc_event_value *v = &ev->after[c];
+        if (v->state == CDC_EVENT_UNCHANGED_TOAST)
+            continue;
+        char *copy = v->len ? malloc(v->len) : NULL;
+        if (v->len && copy == NULL) {
+            s->conflict = true;
+            return;
+        }
+        if (v->len)
+            memcpy(copy, v->data, v->len);
+        free((char *)pr->v[c].data);
+        pr->v[c] = (cdc_event_value){.state = v->state, .len = v->len, .data = copy};
+        pr->set[c / 64] |= UINT64_C(1) << (c % 64);
     }
 }
 
@@ -1081,7 +1283,7 @@ void cdc_snapshot_change(cdc_snapshot *s, const cdc_event *ev)
         if (whole)
             drop_key(s, ev->after);
         else if (!visible(s, ev->xid))
-            s->conflict = true;
+            patch_row(s, ev); /* a new key is not in the chunk: nothing to patch */
     }
     if (ev->before && ev->before_image != CDC_EVENT_IMAGE_NONE) {
         if (ev->op == CDC_EVENT_DELETE || key_changed || whole)
@@ -1173,6 +1375,10 @@ int cdc_snapshot_next(cdc_snapshot *s, cdc_event *ev, cdc_error *err)
     }
     for (size_t c = 0; c < t->ncols; c++)
         s->vals[c] = cdc_snap_rows_value(from, i, c);
+    if (!s->pass && s->patch && s->patch[i])
+        for (size_t c = 0; c < t->ncols; c++)
+            if (s->patch[i]->set[c / 64] >> (c % 64) & 1)
+                s->vals[c] = s->patch[i]->v[c];
     *ev = (cdc_event){
         .op = CDC_EVENT_READ,
         .commit_lsn = s->high - 1,

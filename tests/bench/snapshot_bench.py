@@ -12,7 +12,10 @@ On one throwaway PostgreSQL 15, for a table of --rows rows of about 130 bytes:
 - pgcdc streaming the same rows (inserted after the slot in one transaction) with --endpos,
   rows/s from "streaming from slot" to "stopped at";
 - a 2 KB-row table (--wide rows) snapshot;
-- with --big N, the peak RSS of snapshotting an N-row table;
+- with --big N, the peak RSS of snapshotting an N-row table, and how kind it is to the
+  source meanwhile: a writer commits about 200 transactions/s into another table while a
+  sampler records, every 50 ms, the longest-running transaction of pgcdc's sessions and
+  the age (in xids) of their oldest backend_xmin, and the WAL the slot retains;
 - with --kafka, the snapshot into a real one-node Apache Kafka (KRaft).
 
 Ratios are taken within this one run. Prints a table and writes --out (JSON) if given.
@@ -105,6 +108,66 @@ def between(text, start_rx, end_rx):
     return b - a
 
 
+class Sampler(threading.Thread):
+    """During a snapshot: a writer (about 200 commits/s into its own table, so that xids
+    advance) and, every 50 ms, pgcdc's longest transaction, its oldest backend_xmin's age
+    and the WAL the slot retains."""
+
+    def __init__(self, pg, slot):
+        super().__init__(daemon=True)
+        self.pg = pg
+        self.slot = slot
+        self.stop = threading.Event()
+        self.longest_ms = 0.0
+        self.max_age = 0
+        self.max_retained = 0
+        self.commits = 0
+        self.t0 = time.monotonic()
+        pg.sql("CREATE TABLE IF NOT EXISTS bench_writer (n int)")
+        self.writer = threading.Thread(target=self.write, daemon=True)
+
+    def write(self):
+        c = psycopg2.connect(self.pg.dsn())
+        c.autocommit = True
+        with c.cursor() as cur:
+            while not self.stop.is_set():
+                cur.execute("INSERT INTO bench_writer VALUES (1)")
+                self.commits += 1
+                time.sleep(0.005)
+        c.close()
+
+    def run(self):
+        self.writer.start()
+        c = psycopg2.connect(self.pg.dsn())
+        c.autocommit = True
+        with c.cursor() as cur:
+            while not self.stop.is_set():
+                cur.execute(
+                    "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)) "
+                    "* 1000, 0), coalesce(max(age(backend_xmin)), 0) FROM pg_stat_activity "
+                    "WHERE application_name = 'pgcdc' AND backend_type = 'client backend'")
+                ms, age = cur.fetchone()
+                cur.execute("SELECT coalesce(pg_current_wal_lsn() - restart_lsn, 0) FROM "
+                            "pg_replication_slots WHERE slot_name = %s", (self.slot,))
+                row = cur.fetchone()
+                self.longest_ms = max(self.longest_ms, float(ms))
+                self.max_age = max(self.max_age, int(age))
+                self.max_retained = max(self.max_retained, int(row[0]) if row else 0)
+                time.sleep(0.05)
+        c.close()
+
+    def finish(self):
+        self.elapsed = time.monotonic() - self.t0
+        self.stop.set()
+        self.join(10)
+        self.writer.join(10)
+
+    def figures(self):
+        return {"longest_xact_ms": self.longest_ms, "max_xmin_age": self.max_age,
+                "writer_tps": self.commits / self.elapsed,
+                "max_retained_mb": self.max_retained / 1048576}
+
+
 class Bench:
     def __init__(self, args, tmp):
         self.args = args
@@ -117,12 +180,21 @@ class Bench:
             "topic.prefix": name, "checkpoint.path": os.path.join(self.tmp, name + ".ckpt"),
             "kafka.bootstrap.servers": bootstrap, "log.level": "info", **extra})
 
-    def snapshot(self, pg, table, bootstrap, name, rows):
+    def snapshot(self, pg, table, bootstrap, name, rows, watch=False):
         pub, slot = f"p_{name}", f"s_{name}"
         pg.sql(f"CREATE PUBLICATION {pub} FOR TABLE {table}")
         pg.sql(f"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')")
         cfg = self.config(pg, pub, slot, bootstrap, name, **{"snapshot.mode": "initial_only"})
-        text, rss = run_pgcdc(["start", "-c", cfg], os.path.join(self.tmp, name + ".log"))
+        sampler = Sampler(pg, slot) if watch else None
+        if sampler:
+            sampler.start()
+        try:
+            text, rss = run_pgcdc(["start", "-c", cfg], os.path.join(self.tmp, name + ".log"))
+        finally:
+            if sampler:
+                sampler.finish()
+        if sampler:
+            self.results.update(sampler.figures())
         secs = between(text, r"snapshot: reading", r"snapshot: every table read")
         got = int(re.search(r"every table read \((\d+) rows", text).group(1))
         if got != rows:
@@ -179,9 +251,12 @@ class Bench:
                     fill(pg, NARROW, NARROW_FILL, "big", a.big)
                     r["big_rows"] = a.big
                     r["snapshot_big"], r["snapshot_big_rss_mb"] = self.snapshot(
-                        pg, "big", broker.bootstrap, "big", a.big)
+                        pg, "big", broker.bootstrap, "big", a.big, watch=True)
                     log(f"{a.big} rows: {r['snapshot_big']:.0f} rows/s, peak RSS "
-                        f"{r['snapshot_big_rss_mb']:.1f} MB")
+                        f"{r['snapshot_big_rss_mb']:.1f} MB; longest pgcdc transaction "
+                        f"{r['longest_xact_ms']:.0f} ms, oldest backend_xmin age "
+                        f"{r['max_xmin_age']} xids ({r['writer_tps']:.0f} tx/s writer), slot "
+                        f"retained at most {r['max_retained_mb']:.1f} MB")
             if a.kafka:
                 with KafkaCluster(nodes=1) as k:
                     k.create_topic("kraft.public.narrow", PARTITIONS)
