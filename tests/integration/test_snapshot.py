@@ -14,8 +14,14 @@ watermarks (docs/DESIGN.md, Snapshots). What a user checks:
   on from the chunks already delivered, re-reading at most one chunk per kill, and the
   rebuilt tables still equal the source;
 - a table without a primary key is read in one pass; after a crash during that pass it is
-  read again from its start (counted);
-- progress: the log names each table, its estimated size, and its rows when done.
+  read again from its start;
+- a commit the server still lists as running after it was streamed (waiting for a
+  synchronous standby), also with 20,000 commits streamed after it; an update that keeps
+  a TOASTed value; an empty string in the last key read; a role that cannot read a table;
+- pgcdc snapshot --tables against a running and a stopped pgcdc, and a table added to the
+  publication while pgcdc runs and while it is stopped;
+- progress: the log names each table, its estimated size, and its rows when done; pgcdc
+  status shows the table being read, rows, estimate and rate.
 """
 
 import collections
