@@ -53,6 +53,10 @@ int cdc_snapread_server_version(const cdc_snapread *r);
  */
 int cdc_snapread_tables(cdc_snapread *r, const char *publication, cdc_snap_table **ret, size_t *n,
                         cdc_error *err);
+/* One table of the publication, as it is now (its columns may have changed); CDC_ENOTFOUND
+ * when it is no longer published. Free its parts with cdc_snap_tables_free on a copy. */
+int cdc_snapread_table(cdc_snapread *r, const char *publication, uint32_t relid,
+                       cdc_snap_table *ret, cdc_error *err);
 void cdc_snap_tables_free(cdc_snap_table *t, size_t n);
 /* Only the relids of the publication's tables that have a chunk key (sorted; free()),
  * a cheap query for noticing tables added to it. */

@@ -81,6 +81,9 @@ cdc_lsn cdc_snapshot_chunk_done(cdc_snapshot *s);
  * delivered). Borrowed until the next call.
  */
 const char *cdc_snapshot_progress(cdc_snapshot *s, cdc_lsn lsn);
+/* The last progress without the tables it knows of (snapshot.new.tables), for a
+ * checkpoint it would not fit otherwise. Borrowed until the next call. */
+const char *cdc_snapshot_progress_compact(cdc_snapshot *s);
 /* True when a checkpoint at lsn would record progress not yet written. */
 bool cdc_snapshot_progress_waiting(const cdc_snapshot *s, cdc_lsn lsn);
 

@@ -97,8 +97,16 @@ int cdc_cmd_snapshot(const cdc_cli_args *args, const cdc_config *cfg, cdc_error 
     }
     if (rc == 0 && count == 0)
         rc = cdc_err(err, CDC_EUSAGE, "pgcdc snapshot: --tables names no table");
+    if (rc == 0 && count > 1000) {
+        /* what remains to read is recorded in the checkpoint, which has room for so many */
+        cdc_err(err, CDC_EUSAGE, "pgcdc snapshot: %zu tables at once; at most 1000", count);
+        cdc_err_hint(err, "ask for them in several requests, one after the other finishes");
+        rc = CDC_EUSAGE;
+    }
     cdc_lsn at = 0;
-    if (rc == 0 && cdc_buf_append(&content, "", 1) == 0 && cdc_buf_append(&names, "", 1) == 0)
+    if (rc == 0 && (cdc_buf_append(&content, "", 1) < 0 || cdc_buf_append(&names, "", 1) < 0))
+        rc = cdc_err(err, CDC_ENOMEM, "out of memory");
+    if (rc == 0)
         rc = cdc_snapread_message(r, CDC_SIGNAL_PREFIX, (const char *)content.data, &at, err);
     if (rc == 0) {
         char lsn[CDC_LSN_STRLEN];

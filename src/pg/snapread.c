@@ -162,8 +162,35 @@ out:
     return rc;
 }
 
+static int list_tables(cdc_snapread *r, const char *publication, uint32_t relid,
+                       cdc_snap_table **ret, size_t *n, cdc_error *err);
+
 int cdc_snapread_tables(cdc_snapread *r, const char *publication, cdc_snap_table **ret, size_t *n,
                         cdc_error *err)
+{
+    return list_tables(r, publication, 0, ret, n, err);
+}
+
+int cdc_snapread_table(cdc_snapread *r, const char *publication, uint32_t relid,
+                       cdc_snap_table *ret, cdc_error *err)
+{
+    cdc_snap_table *t = NULL;
+    size_t n = 0;
+    int rc = list_tables(r, publication, relid, &t, &n, err);
+    if (rc < 0)
+        return rc;
+    if (n == 0) {
+        free(t);
+        return CDC_ENOTFOUND;
+    }
+    *ret = t[0];
+    free(t);
+    return 0;
+}
+
+/* The publication's tables (relid 0), or the one table relid of it. */
+static int list_tables(cdc_snapread *r, const char *publication, uint32_t relid,
+                       cdc_snap_table **ret, size_t *n, cdc_error *err)
 {
     bool v15 = PQserverVersion(r->conn) >= 150000;
     char sql[1024];
@@ -175,12 +202,20 @@ int cdc_snapread_tables(cdc_snapread *r, const char *publication, cdc_snap_table
              " LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname"
              " LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid"
              "  AND c.relname = pt.tablename"
-             " WHERE p.pubname = $1 ORDER BY c.oid",
+             " WHERE p.pubname = $1 AND ($2::oid = 0 OR c.oid = $2::oid) ORDER BY c.oid",
              v15 ? "pt.attnames::text" : "NULL::text", v15 ? "pt.rowfilter" : "NULL::text");
-    const char *params[1] = {publication};
-    PGresult *res = cdc_pg_execp(r->conn, "list the publication's tables", sql, 1, params, err);
+    char oid[16];
+    snprintf(oid, sizeof(oid), "%u", relid);
+    const char *params[2] = {publication, oid};
+    PGresult *res = cdc_pg_execp(r->conn, "list the publication's tables", sql, 2, params, err);
     if (res == NULL)
         return CDC_EPG;
+    if (PQntuples(res) == 0 && relid != 0) {
+        PQclear(res); /* not (or no longer) published */
+        *ret = calloc(1, sizeof(**ret));
+        *n = 0;
+        return *ret ? 0 : cdc_err(err, CDC_ENOMEM, "out of memory");
+    }
     if (PQntuples(res) == 0) {
         PQclear(res);
         cdc_err(err, CDC_ENOTFOUND, "publication \"%s\" does not exist", publication);

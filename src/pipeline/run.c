@@ -149,11 +149,24 @@ static int write_checkpoint(run_state *st, bool clean, cdc_error *err)
     st->ckpt.stopped_cleanly = clean;
     if (st->snap) {
         const char *p = cdc_snapshot_progress(st->snap, w);
-        if (strlen(p) >= sizeof(st->ckpt.snapshot))
-            /* a key too long to record: the older progress stays (a crash reads more again) */
-            cdc_log_debug("snapshot progress too long for the checkpoint; keeping the last");
-        else
-            snprintf(st->ckpt.snapshot, sizeof(st->ckpt.snapshot), "%s", p);
+        if (strlen(p) >= sizeof(st->ckpt.snapshot)) {
+            /* without the tables known for snapshot.new.tables: a table added while pgcdc
+             * is stopped is then found only by its next look, not at start */
+            p = cdc_snapshot_progress_compact(st->snap);
+            cdc_log_warning("snapshot progress too long for the checkpoint: it is written "
+                            "without the list of known tables");
+        }
+        if (strlen(p) >= sizeof(st->ckpt.snapshot)) {
+            /* the checkpoint cannot say what remains to read: stop before it moves past it */
+            cdc_err(err, CDC_ECONFIG,
+                    "the snapshot's progress (%zu bytes) no longer fits the checkpoint (%zu)",
+                    strlen(p), sizeof(st->ckpt.snapshot) - 1);
+            cdc_err_detail(err, "too many tables were asked for at once (pgcdc snapshot), or a "
+                                "table's key is very long");
+            cdc_err_hint(err, "the checkpoint is unchanged; ask for fewer tables at a time");
+            return CDC_ECONFIG;
+        }
+        snprintf(st->ckpt.snapshot, sizeof(st->ckpt.snapshot), "%s", p);
     }
     st->ckpt.written_at_ms = 0;
     int rc = cdc_ckpt_write(st->opts->cfg->checkpoint_path, &st->ckpt, err);

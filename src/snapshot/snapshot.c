@@ -129,6 +129,7 @@ struct cdc_snapshot {
     uint32_t behind_xid; /* the transaction that made the last chunk be read again */
 
     bool first_row_sent;
+    uint32_t announced; /* the table whose read the log announced last */
     int64_t table_start_ms, last_log_ms;
     uint64_t table_rows; /* rows of the table read so far (handed over or dropped) */
     bool table_marked;   /* its first row went out (first_in_data_collection) */
@@ -402,6 +403,9 @@ int cdc_snapshot_parse_progress(const char *text, cdc_snapshot_info *ret)
                                .table_rows = s->table_rows,
                                .table_started_ms = s->table_start_ms};
     free_after(s);
+    free(s->only);
+    free(s->then);
+    free(s->known);
     free(s);
     return rc < 0 ? CDC_EPROTO : 0;
 }
@@ -419,6 +423,7 @@ int cdc_snapshot_new(const char *progress, size_t chunk_size, const char *slot,
     s->slot = strdup(slot);
     if (s->durable == NULL || s->slot == NULL) {
         free(s->slot);
+        free(s->durable);
         free(s);
         return cdc_err(err, CDC_ENOMEM, "out of memory");
     }
@@ -728,6 +733,52 @@ static size_t next_table(cdc_snapshot *s)
     return s->ntables;
 }
 
+/* Read table ti's columns again before each chunk of it: a column added, dropped or
+ * retyped since is read as it is now (the stream's events carry it from their next
+ * change). 1 when the table is no longer published (it is skipped), 0, or an error. */
+static int refresh_table(cdc_snapshot *s, size_t ti, cdc_error *err)
+{
+    cdc_snap_table fresh;
+    int rc = cdc_snapread_table(s->r, s->publication, s->tables[ti].relid, &fresh, err);
+    if (rc == CDC_ENOTFOUND) {
+        cdc_log_info("snapshot: \"%s.%s\" is no longer published: not read", s->tables[ti].schema,
+                     s->tables[ti].table);
+        return 1;
+    }
+    if (rc < 0)
+        return rc;
+    if (fresh.ncols > s->tables[ti].ncols) {
+        cdc_event_value *v = realloc(s->vals, fresh.ncols * sizeof(*v));
+        if (v == NULL) {
+            cdc_snap_table *tmp = malloc(sizeof(*tmp));
+            if (tmp)
+                *tmp = fresh;
+            cdc_snap_tables_free(tmp, tmp ? 1 : 0);
+            return cdc_err(err, CDC_ENOMEM, "out of memory");
+        }
+        s->vals = v;
+    }
+    cdc_snap_table *old = malloc(sizeof(*old));
+    if (old == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    *old = s->tables[ti];
+    bool same_key = old->nchunk == fresh.nchunk;
+    for (size_t k = 0; same_key && k < fresh.nchunk; k++)
+        same_key = strcmp(old->cols[old->chunk[k]].name, fresh.cols[fresh.chunk[k]].name) == 0;
+    if (!same_key && s->after != NULL && s->cur_relid == fresh.relid) {
+        cdc_log_warning("snapshot: the key of \"%s.%s\" changed during its read; reading it "
+                        "again from its start",
+                        fresh.schema, fresh.table);
+        free_after(s);
+        s->table_rows = 0;
+        s->table_marked = false;
+    }
+    s->tables[ti] = fresh;
+    cdc_snap_tables_free(old, 1);
+    s->shape_cols = NULL;
+    return 0;
+}
+
 static int start_chunk(cdc_snapshot *s, cdc_error *err)
 {
     if (s->stale) {
@@ -735,7 +786,26 @@ static int start_chunk(cdc_snapshot *s, cdc_error *err)
         if (lrc < 0)
             return lrc;
     }
-    size_t ti = next_table(s);
+    size_t ti;
+    for (;;) {
+        ti = next_table(s);
+        if (ti >= s->ntables)
+            break;
+        int frc = refresh_table(s, ti, err);
+        if (frc < 0)
+            return frc;
+        if (frc == 0)
+            break;
+        /* no longer published: the next table */
+        if (s->tables[ti].relid == UINT32_MAX) {
+            ti = s->ntables;
+            break;
+        }
+        s->cur_relid = s->tables[ti].relid + 1;
+        free_after(s);
+        s->table_rows = 0;
+        s->table_marked = false;
+    }
     s->ti = ti;
     s->seq++;
     char content[64];
@@ -747,7 +817,8 @@ static int start_chunk(cdc_snapshot *s, cdc_error *err)
     s->more = false;
     if (ti < s->ntables) {
         cdc_snap_table *t = &s->tables[ti];
-        if (s->table_rows == 0 && s->after == NULL) {
+        if (s->table_rows == 0 && s->after == NULL && s->announced != t->relid) {
+            s->announced = t->relid; /* once, not again for a chunk read again */
             s->table_start_ms = now_ms();
             s->last_log_ms = s->table_start_ms;
             if (t->est_rows < 0)
@@ -880,12 +951,20 @@ static void seen_prune(cdc_snapshot *s, uint64_t xmax, const uint32_t *xip, size
     s->cur_txn = NULL;
     /* rehash what is left (removals break probe chains); without memory for it nothing
      * can be trusted to be found: be conservative until the next read */
-    if (s->seen_cap > 0 && seen_grow(s, s->seen_cap) < 0) {
+    size_t live = 0;
+    for (size_t i = 0; i < s->seen_cap; i++)
+        live += s->seen[i].xid != 0;
+    size_t cap = 1024;
+    while (cap < live * 4)
+        cap <<= 1;
+    if (s->seen_cap > 0 && seen_grow(s, cap < s->seen_cap ? cap : s->seen_cap) < 0) {
         memset(s->seen, 0, s->seen_cap * sizeof(*s->seen));
         s->seen_n = 0;
         s->seen_full = true;
         return;
     }
+    if (s->seen_full)
+        s->seeded = false; /* transactions went unrecorded: seed again from this read */
     s->seen_full = false;
 }
 
@@ -1012,14 +1091,30 @@ static void request(cdc_snapshot *s, const char *list, size_t len, cdc_lsn at)
         s->table_marked = false;
         s->table_start_ms = now_ms();
     } else {
+        /* once the round's closing chunk is in the air, it ends the round: everything asked
+         * for now is the next round's */
+        bool closing = s->ws != W_NONE && s->ti >= s->ntables;
+        /* the table due next, not yet begun (no chunk of it in the air) */
+        bool cur_unread = s->ws == W_NONE && s->table_rows == 0 && s->after == NULL;
         for (size_t i = 0; i < nwant && rc == 0; i++) {
-            bool ahead = want[i] > s->cur_relid;
+            bool ahead =
+                !closing && (want[i] > s->cur_relid || (want[i] == s->cur_relid && cur_unread));
             if (ahead && (s->only == NULL || set_has(s->only, s->nonly, want[i])))
                 continue; /* read in this round anyway */
             rc = ahead ? set_add(&s->only, &s->nonly, want[i])
                        : set_add(&s->then, &s->nthen, want[i]);
         }
     }
+    /* a table published since the tables were listed: list them again before the next chunk */
+    const uint32_t *asked = want ? want : s->only;
+    for (size_t i = 0; asked && i < nwant && !s->stale; i++) {
+        bool listed = false;
+        for (size_t k = 0; k < s->ntables && !listed; k++)
+            listed = s->tables[k].relid == asked[i];
+        s->stale = !listed;
+    }
+    if (s->only && s->r == NULL)
+        s->stale = true; /* opened by open_sessions, which lists them */
     free(want);
     char *text = rc == 0 ? render_progress(s) : NULL;
     if (text == NULL || push_pending(s, at, text) < 0) {
@@ -1098,24 +1193,23 @@ bool cdc_snapshot_mark(cdc_snapshot *s, const cdc_event *ev)
 /* Index into s->map for the columns of ev (the chunk table's key by name). */
 static int map_columns(cdc_snapshot *s, const cdc_event *ev)
 {
+    /* computed for every event: a relation's columns can be freed and their address
+     * reused for the next description (the FULL-table key map does so), so no cache by
+     * address can be trusted */
     const cdc_snap_table *t = &s->tables[s->ti];
-    if (s->map_cols == ev->columns && s->map_relid == ev->relid && s->map_ncols == ev->ncols &&
-        s->map_n == t->nchunk)
-        return 0;
-    free(s->map);
-    s->map = calloc(t->nchunk ? t->nchunk : 1, sizeof(*s->map));
-    if (s->map == NULL)
-        return -1;
+    if (s->map_n < t->nchunk || s->map == NULL) {
+        free(s->map);
+        s->map = calloc(t->nchunk ? t->nchunk : 1, sizeof(*s->map));
+        if (s->map == NULL)
+            return -1;
+    }
     for (size_t k = 0; k < t->nchunk; k++) {
         s->map[k] = -1;
         for (size_t c = 0; c < ev->ncols; c++)
             if (strcmp(ev->columns[c].name, t->cols[t->chunk[k]].name) == 0)
                 s->map[k] = (int)c;
     }
-    s->map_cols = ev->columns;
-    s->map_relid = ev->relid;
-    s->map_ncols = ev->ncols;
-    s->map_n = t->nchunk;
+    s->map_n = s->map_n > t->nchunk ? s->map_n : t->nchunk;
     return 0;
 }
 
@@ -1520,6 +1614,16 @@ const char *cdc_snapshot_progress(cdc_snapshot *s, cdc_lsn lsn)
         s->npend -= k;
     }
     return s->durable;
+}
+
+const char *cdc_snapshot_progress_compact(cdc_snapshot *s)
+{
+    const char *kn = strstr(s->durable, " known ");
+    if (kn == NULL)
+        return s->durable;
+    free(s->progress_buf);
+    s->progress_buf = strndup(s->durable, (size_t)(kn - s->durable));
+    return s->progress_buf ? s->progress_buf : s->durable;
 }
 
 bool cdc_snapshot_progress_waiting(const cdc_snapshot *s, cdc_lsn lsn)

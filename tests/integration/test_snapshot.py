@@ -445,6 +445,60 @@ class SnapshotModesTest(TestCase):
         self.assertIn('GRANT SELECT ON "public"."line" TO', r.stderr)
         self.assertNotIn("reconnecting", r.stderr)
 
+    def test_columns_added_before_a_table_is_read(self):
+        """ALTER TABLE ... ADD COLUMN on a table not read yet, with no change of its rows
+        after it (so the stream says nothing): its rows are read with the new column."""
+        pg = self.pg_cluster()
+        if pg.version < 14:
+            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
+        pg.sql("CREATE TABLE a (id int PRIMARY KEY, v int)")
+        pg.sql("CREATE TABLE b (id int PRIMARY KEY, v int)")
+        pg.sql("INSERT INTO a SELECT g, 0 FROM generate_series(1, 400) g")
+        pg.sql("INSERT INTO b SELECT g, 0 FROM generate_series(1, 5) g")
+        pg.sql("CREATE PUBLICATION pgcdc FOR TABLE a, b")
+        pg.sql("SELECT pg_create_logical_replication_slot('pgcdc', 'pgoutput')")
+        ckpt = os.path.join(self.tmpdir(), "pgcdc.checkpoint")
+        cfg = self.write_config({"source.dsn": pg.dsn(), "checkpoint.path": ckpt,
+                                 "snapshot.mode": "initial", "snapshot.chunk.size": 2})
+        p = self.start_pgcdc(["start", "-c", cfg, "--sink", "stdout"])
+        p.wait_for_output(r'snapshot: reading "public.a"', timeout=60)
+        pg.sql("ALTER TABLE b ADD COLUMN z int DEFAULT 7")
+        p.wait_for_output(r"snapshot: every table read", timeout=120)
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        rows = [e["after"] for e in events_of(p.stdout()) if e.get("table") == "b"]
+        self.assertEqual(rows, [{"id": str(i), "v": "0", "z": "7"} for i in range(1, 6)])
+
+    def test_a_request_for_a_table_published_during_a_round(self):
+        """pgcdc snapshot --tables for a table published after the round began: it is read
+        (the list of tables is read again for it)."""
+        pg = self.pg_cluster()
+        if pg.version < 14:
+            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
+        pg.sql("CREATE TABLE a (id int PRIMARY KEY, v int)")
+        pg.sql("INSERT INTO a SELECT g, 0 FROM generate_series(1, 300) g")
+        pg.sql("CREATE PUBLICATION pgcdc FOR TABLE a")
+        pg.sql("SELECT pg_create_logical_replication_slot('pgcdc', 'pgoutput')")
+        ckpt = os.path.join(self.tmpdir(), "pgcdc.checkpoint")
+        cfg = self.write_config({"source.dsn": pg.dsn(), "checkpoint.path": ckpt,
+                                 "snapshot.mode": "no_data", "snapshot.chunk.size": 2})
+        p = self.start_pgcdc(["start", "-c", cfg, "--sink", "stdout"])
+        p.wait_for_output(r"streaming from slot", timeout=60)
+        self.assertEqual(run_pgcdc(["snapshot", "-c", cfg, "--tables", "a"]).returncode, 0)
+        p.wait_for_output(r'snapshot: reading "public.a"', timeout=60)
+        pg.sql("CREATE TABLE n (id int PRIMARY KEY, v int)")
+        pg.sql("INSERT INTO n SELECT g, 1 FROM generate_series(1, 7) g")
+        pg.sql("ALTER PUBLICATION pgcdc ADD TABLE n")
+        r = run_pgcdc(["snapshot", "-c", cfg, "--tables", "n"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        deadline = time.monotonic() + 120
+        while sum(1 for e in events_of(p.stdout()) if e["op"] == "r" and e["table"] == "n") < 7:
+            self.assertLess(time.monotonic(), deadline, p.stderr()[-3000:])
+            self.assertTrue(p.alive(), p.stderr()[-3000:])
+            time.sleep(0.2)
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+
     def test_endpos_waits_for_the_snapshot(self):
         pg, cfg, ckpt = self.source(rows=3000, **{"snapshot.mode": "initial"})
         if pg.version < 14:
@@ -606,6 +660,24 @@ class SnapshotKafkaTest(TestCase):
         self.drain_and_check(pg, kafka, cfg, ckpt,
                              topics + [f"{PREFIX}.public.added_t", f"{PREFIX}.public.added_u"],
                              Churn(pg.dsn(), self.ROWS, seed=1), tables=["added_t", "added_u"])
+
+    @pgcdc_test.testbroker_only("a 3 s round trip is injected")
+    def test_a_request_while_a_round_closes(self):
+        """A request that arrives while an incremental round's closing chunk waits for the
+        delivery of the round's last rows (a slow broker) is read in the next round."""
+        pg, kafka, cfg, ckpt, topics = self.setup_source(mode="no_data")
+        p = self.start_pgcdc(["start", "-c", cfg])
+        p.wait_for_output(r"streaming from slot", timeout=60)
+        kafka.rtt("all", 3000)
+        self.assertEqual(run_pgcdc(["snapshot", "-c", cfg, "--tables", "fullpk"]).returncode, 0)
+        p.wait_for_output(r'snapshot: "public.fullpk" done', timeout=120)
+        self.assertEqual(run_pgcdc(["snapshot", "-c", cfg, "--tables", "line"]).returncode, 0)
+        p.wait_for_output(r"snapshot requested at \S+: running .* then ", timeout=60)
+        kafka.rtt("all", 0)
+        p.wait_for_output(r'snapshot: "public.line" done', timeout=120)
+        self.wait_snapshot(p, ckpt, lambda s: s == "done")
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
 
     def test_kill9_twice_during_the_snapshot(self):
         pg, kafka, cfg, ckpt, topics = self.setup_source()
