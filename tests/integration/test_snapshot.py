@@ -263,14 +263,10 @@ class SnapshotModesTest(TestCase):
         self.assertEqual(reads["acct"], 402)  # the lost row is in it
         self.assertEqual(checkpoint_snapshot(ckpt), "done")
 
-    def test_a_commit_streamed_before_its_transaction_ends(self):
-        """A transaction whose commit is in the WAL (and streamed) but that the server still
-        lists as running, as while it waits for a synchronous standby: a read's snapshot does
-        not see it. Its chunk must not be handed over with the old row (that would overwrite
-        the streamed change); pgcdc reads it again until the transaction ends."""
-        pg, cfg, ckpt = self.source(rows=600, **{"snapshot.mode": "initial"})
-        if pg.version < 14:
-            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
+    def hold_a_commit(self, pg):
+        """UPDATE acct row 5 to v = -999 in a commit that waits for a synchronous standby
+        that is not there: in the WAL (and streamed), still listed as running. Returns the
+        function that lets it finish, and the thread that waits in it."""
         pg.sql("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
         pg.reload()
         conn = psycopg2.connect(pg.dsn())
@@ -288,6 +284,17 @@ class SnapshotModesTest(TestCase):
         while pg.sql_one("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'") == 0:
             self.assertLess(time.monotonic(), deadline, "the update never waited for a standby")
             time.sleep(0.05)
+        return release, writer
+
+    def test_a_commit_streamed_before_its_transaction_ends(self):
+        """A transaction whose commit is in the WAL (and streamed) but that the server still
+        lists as running, as while it waits for a synchronous standby: a read's snapshot does
+        not see it. Its chunk must not be handed over with the old row (that would overwrite
+        the streamed change); pgcdc reads it again until the transaction ends."""
+        pg, cfg, ckpt = self.source(rows=600, **{"snapshot.mode": "initial"})
+        if pg.version < 14:
+            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
+        release, writer = self.hold_a_commit(pg)
         p = self.start_pgcdc(["start", "-c", cfg, "--sink", "stdout"])
         p.wait_for_output(r'snapshot: "public.acct" waits for transaction \d+: its commit was '
                           r"streamed, but the server still lists it as running", timeout=60)
@@ -313,23 +320,7 @@ class SnapshotModesTest(TestCase):
         pg, cfg, ckpt = self.source(rows=300, **{"snapshot.mode": "initial"})
         if pg.version < 14:
             self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
-        pg.sql("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
-        pg.reload()
-        conn = psycopg2.connect(pg.dsn())
-        conn.autocommit = True
-        self.addCleanup(conn.close)
-
-        def release():
-            pg.sql("ALTER SYSTEM RESET synchronous_standby_names")
-            pg.reload()
-        self.addCleanup(release)
-        writer = threading.Thread(target=lambda: conn.cursor().execute(
-            "SET synchronous_commit = on; UPDATE acct SET v = -999 WHERE id = 5"), daemon=True)
-        writer.start()
-        deadline = time.monotonic() + 30
-        while pg.sql_one("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'") == 0:
-            self.assertLess(time.monotonic(), deadline, "the update never waited for a standby")
-            time.sleep(0.05)
+        release, writer = self.hold_a_commit(pg)
         many = psycopg2.connect(pg.dsn())
         many.autocommit = True
         with many.cursor() as cur:
