@@ -170,6 +170,22 @@ class SnapshotModesTest(TestCase):
                                  **settings})
         return pg, cfg, ckpt
 
+    def small_source(self, statements, tables, settings):
+        """A server where statements made tables (and rows), published as tables, with the
+        slot and a config of settings; skips before PostgreSQL 14 (the refusal is tested in
+        test_initial_reads_existing_rows_once_then_streams). (pg, config path, checkpoint
+        path)."""
+        pg = self.pg_cluster()
+        if pg.version < 14:
+            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
+        for sql in statements:
+            pg.sql(sql)
+        pg.sql(f"CREATE PUBLICATION pgcdc FOR TABLE {tables}")
+        pg.sql("SELECT pg_create_logical_replication_slot('pgcdc', 'pgoutput')")
+        ckpt = os.path.join(self.tmpdir(), "pgcdc.checkpoint")
+        cfg = self.write_config({"source.dsn": pg.dsn(), "checkpoint.path": ckpt, **settings})
+        return pg, cfg, ckpt
+
     def run_to_end(self, pg, cfg, *extra, rc=0):
         r = run_pgcdc(["start", "-c", cfg, "--sink", "stdout", "--endpos", kc.end_lsn(pg),
                        *extra], timeout=120)
@@ -349,19 +365,12 @@ class SnapshotModesTest(TestCase):
         """An update that leaves a TOASTed column alone streams without its value. Its row
         must not be dropped from the chunk in favour of that event: a consumer that never
         had the row would never get the column."""
-        pg = self.pg_cluster()
-        if pg.version < 14:
-            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
-        pg.sql("CREATE TABLE t (id int PRIMARY KEY, v int, big text)")
-        pg.sql("ALTER TABLE t ALTER COLUMN big SET STORAGE EXTERNAL")
-        pg.sql("INSERT INTO t SELECT g, 0, (SELECT string_agg(md5(g::text || i::text), '') "
-               "FROM generate_series(1, 100) i) FROM generate_series(1, 300) g")
-        pg.sql("CREATE PUBLICATION pgcdc FOR TABLE t")
-        pg.sql("SELECT pg_create_logical_replication_slot('pgcdc', 'pgoutput')")
-        ckpt = os.path.join(self.tmpdir(), "pgcdc.checkpoint")
-        cfg = self.write_config({"source.dsn": pg.dsn(), "checkpoint.path": ckpt,
-                                 "status.interval": "1s", "snapshot.mode": "initial",
-                                 "snapshot.chunk.size": 4})
+        pg, cfg, ckpt = self.small_source(
+            ["CREATE TABLE t (id int PRIMARY KEY, v int, big text)",
+             "ALTER TABLE t ALTER COLUMN big SET STORAGE EXTERNAL",
+             "INSERT INTO t SELECT g, 0, (SELECT string_agg(md5(g::text || i::text), '') "
+             "FROM generate_series(1, 100) i) FROM generate_series(1, 300) g"],
+            "t", {"status.interval": "1s", "snapshot.mode": "initial", "snapshot.chunk.size": 4})
         stop = threading.Event()
 
         def churn():
@@ -397,18 +406,12 @@ class SnapshotModesTest(TestCase):
     def test_an_empty_text_in_the_last_key_read(self):
         """The checkpoint records the last key read; an empty string in it is a value like
         any other (it once read back as no value, and the restart skipped rows)."""
-        pg = self.pg_cluster()
-        if pg.version < 14:
-            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
-        pg.sql("CREATE TABLE t (a text, b text, PRIMARY KEY (a, b))")
-        pg.sql("CREATE TABLE u (k text PRIMARY KEY)")
-        pg.sql("INSERT INTO t VALUES ('ab', ''), ('ab', 'x'), ('ab', 'y'), ('ac', 'z')")
-        pg.sql("INSERT INTO u VALUES (''), ('m'), ('n')")
-        pg.sql("CREATE PUBLICATION pgcdc FOR TABLE t, u")
-        pg.sql("SELECT pg_create_logical_replication_slot('pgcdc', 'pgoutput')")
-        ckpt = os.path.join(self.tmpdir(), "pgcdc.checkpoint")
-        cfg = self.write_config({"source.dsn": pg.dsn(), "checkpoint.path": ckpt,
-                                 "snapshot.chunk.size": 1, "snapshot.mode": "initial"})
+        pg, cfg, ckpt = self.small_source(
+            ["CREATE TABLE t (a text, b text, PRIMARY KEY (a, b))",
+             "CREATE TABLE u (k text PRIMARY KEY)",
+             "INSERT INTO t VALUES ('ab', ''), ('ab', 'x'), ('ab', 'y'), ('ac', 'z')",
+             "INSERT INTO u VALUES (''), ('m'), ('n')"],
+            "t, u", {"snapshot.chunk.size": 1, "snapshot.mode": "initial"})
         got = []
         for point in ("snapshot-row:2", "snapshot-row:4", None):
             env = {"PGCDC_CRASHPOINT": point} if point else None
@@ -439,18 +442,12 @@ class SnapshotModesTest(TestCase):
     def test_columns_added_before_a_table_is_read(self):
         """ALTER TABLE ... ADD COLUMN on a table not read yet, with no change of its rows
         after it (so the stream says nothing): its rows are read with the new column."""
-        pg = self.pg_cluster()
-        if pg.version < 14:
-            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
-        pg.sql("CREATE TABLE a (id int PRIMARY KEY, v int)")
-        pg.sql("CREATE TABLE b (id int PRIMARY KEY, v int)")
-        pg.sql("INSERT INTO a SELECT g, 0 FROM generate_series(1, 400) g")
-        pg.sql("INSERT INTO b SELECT g, 0 FROM generate_series(1, 5) g")
-        pg.sql("CREATE PUBLICATION pgcdc FOR TABLE a, b")
-        pg.sql("SELECT pg_create_logical_replication_slot('pgcdc', 'pgoutput')")
-        ckpt = os.path.join(self.tmpdir(), "pgcdc.checkpoint")
-        cfg = self.write_config({"source.dsn": pg.dsn(), "checkpoint.path": ckpt,
-                                 "snapshot.mode": "initial", "snapshot.chunk.size": 2})
+        pg, cfg, ckpt = self.small_source(
+            ["CREATE TABLE a (id int PRIMARY KEY, v int)",
+             "CREATE TABLE b (id int PRIMARY KEY, v int)",
+             "INSERT INTO a SELECT g, 0 FROM generate_series(1, 400) g",
+             "INSERT INTO b SELECT g, 0 FROM generate_series(1, 5) g"],
+            "a, b", {"snapshot.mode": "initial", "snapshot.chunk.size": 2})
         p = self.start_pgcdc(["start", "-c", cfg, "--sink", "stdout"])
         p.wait_for_output(r'snapshot: reading "public.a"', timeout=60)
         pg.sql("ALTER TABLE b ADD COLUMN z int DEFAULT 7")
@@ -463,16 +460,10 @@ class SnapshotModesTest(TestCase):
     def test_a_request_for_a_table_published_during_a_round(self):
         """pgcdc snapshot --tables for a table published after the round began: it is read
         (the list of tables is read again for it)."""
-        pg = self.pg_cluster()
-        if pg.version < 14:
-            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
-        pg.sql("CREATE TABLE a (id int PRIMARY KEY, v int)")
-        pg.sql("INSERT INTO a SELECT g, 0 FROM generate_series(1, 300) g")
-        pg.sql("CREATE PUBLICATION pgcdc FOR TABLE a")
-        pg.sql("SELECT pg_create_logical_replication_slot('pgcdc', 'pgoutput')")
-        ckpt = os.path.join(self.tmpdir(), "pgcdc.checkpoint")
-        cfg = self.write_config({"source.dsn": pg.dsn(), "checkpoint.path": ckpt,
-                                 "snapshot.mode": "no_data", "snapshot.chunk.size": 2})
+        pg, cfg, ckpt = self.small_source(
+            ["CREATE TABLE a (id int PRIMARY KEY, v int)",
+             "INSERT INTO a SELECT g, 0 FROM generate_series(1, 300) g"],
+            "a", {"snapshot.mode": "no_data", "snapshot.chunk.size": 2})
         p = self.start_pgcdc(["start", "-c", cfg, "--sink", "stdout"])
         p.wait_for_output(r"streaming from slot", timeout=60)
         self.assertEqual(run_pgcdc(["snapshot", "-c", cfg, "--tables", "a"]).returncode, 0)
