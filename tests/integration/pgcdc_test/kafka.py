@@ -157,10 +157,37 @@ class KafkaCluster:
         return argv
 
     def start(self):
-        """Create the directory, format every node's storage, start all nodes, wait until ready."""
+        """Create the directory, format every node's storage, start all nodes, wait until ready.
+
+        A node that cannot bind a listener (another parallel test took the port
+        between free_port() and the bind) is retried on fresh ports, as
+        PgCluster.start does; any other start failure is raised at once.
+        """
         libs = cache.kafka_libs()  # fails early with the fetch hint
         del libs
         t0 = time.monotonic()
+        for attempt in range(3):
+            try:
+                self._start_once()
+                break
+            except KafkaError:
+                tails = "".join(self.log_tail(n, 60) + self._stdout_tail(n) for n in self.ports)
+                if attempt == 2 or "Address already in use" not in tails:
+                    raise
+                print("kafka: a listener port was taken meanwhile; retrying on fresh ports",
+                      file=sys.stderr, flush=True)
+                self.close()
+                self.ports = {}
+                self._last_tails = {}
+        for mech, user, password in self.scram_users:
+            self._config_command(["--entity-type", "users", "--entity-name", user,
+                                  "--add-config", f"{mech}=[iterations=4096,password={password}]"])
+        self.started_in = time.monotonic() - t0
+        print(f"kafka: Apache Kafka {self.version} (KRaft, {self.nodes} node"
+              f"{'s' if self.nodes > 1 else ''}) at {self.bootstrap}, ready in "
+              f"{self.started_in:.1f} s", file=sys.stderr, flush=True)
+
+    def _start_once(self):
         base = os.environ.get("PGCDC_TEST_TMPDIR") or None
         self.dir = tempfile.mkdtemp(prefix=f"pgcdc-{self.name}-", dir=base)
         util.register_cleanup(self)
@@ -188,13 +215,6 @@ class KafkaCluster:
         for n in range(1, self.nodes + 1):
             self._spawn(n)
         self.wait_ready(timeout=120)
-        for mech, user, password in self.scram_users:
-            self._config_command(["--entity-type", "users", "--entity-name", user,
-                                  "--add-config", f"{mech}=[iterations=4096,password={password}]"])
-        self.started_in = time.monotonic() - t0
-        print(f"kafka: Apache Kafka {self.version} (KRaft, {self.nodes} node"
-              f"{'s' if self.nodes > 1 else ''}) at {self.bootstrap}, ready in "
-              f"{self.started_in:.1f} s", file=sys.stderr, flush=True)
 
     def _spawn(self, n):
         d = self._node_dir(n)
@@ -364,6 +384,11 @@ class KafkaCluster:
         if self.dir is None:
             return self._last_tails.get(n, "")
         return util.tail(os.path.join(self._node_dir(n), "server.log"), lines)
+
+    def _stdout_tail(self, n, lines=30):
+        if self.dir is None:
+            return ""
+        return util.tail(os.path.join(self._node_dir(n), "stdout.log"), lines)
 
     def report(self):
         for n in sorted(self.ports):

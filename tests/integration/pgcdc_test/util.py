@@ -10,6 +10,7 @@ an atexit hook, so no server outlives the test that started it.
 import atexit
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -132,11 +133,43 @@ def reap(pid, timeout=10.0):
         time.sleep(0.05)
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_handed_out = set()
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port that was free a moment ago (callers retry if it is taken meanwhile)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port that was free a moment ago (callers retry if it is taken meanwhile).
+
+    The port is drawn below the kernel's ephemeral range: a port from that range
+    can be taken at any moment as the local end of an outgoing connection (every
+    client in a parallel test makes them), which once made a Kafka node fail to
+    bind its listener in CI. Only another test's free_port can collide here.
+    """
+    lo, _ = _ephemeral_range()
+    first = 20000 if lo > 21000 else 1024
+    rng = random.Random()
+    for _ in range(200):
+        p = rng.randrange(first, lo) if lo - first > 100 else 0
+        if p in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                           socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, p))
+            except OSError:
+                continue
+            p = s.getsockname()[1]
+        _handed_out.add(p)
+        return p
+    raise OSError(f"no free TCP port found on {host} below {lo}")
 
 
 def wait_until(predicate, timeout=30.0, interval=0.1, message="condition"):
