@@ -37,6 +37,10 @@ int cdc_snapshot_new(const char *progress, size_t chunk_size, const char *slot,
                      int64_t new_tables_every_ms, cdc_snapshot **ret, cdc_error *err);
 void cdc_snapshot_free(cdc_snapshot *s);
 
+/* signal.data.collection: inserts into "schema.table" are Debezium signals (signal.h);
+ * CDC_ECONFIG when name is not schema.table. */
+int cdc_snapshot_set_signal_table(cdc_snapshot *s, const char *name, cdc_error *err);
+
 /* True until every table is read and delivered. */
 bool cdc_snapshot_active(const cdc_snapshot *s);
 

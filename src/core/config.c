@@ -67,6 +67,9 @@ static const key_def keys[] = {
     {"snapshot.new.tables", KT_BOOL, OFF(snapshot_new_tables), "true", NULL, 0, 0,
      "read the rows of a table added to the publication (checked at start and every "
      "status.interval; not with snapshot.mode = no_data)"},
+    {"signal.data.collection", KT_STRING, OFF(signal_data_collection), "", NULL, 0, 0,
+     "schema.table of Debezium's signal table (id, type, data): an execute-snapshot row "
+     "inserted there reads the tables it names again while streaming; it must be published"},
     {"tombstones", KT_BOOL, OFF(tombstones), "true", NULL, 0, 0,
      "follow every delete with a null-value tombstone for compacted topics"},
     {"publish.truncate", KT_BOOL, OFF(publish_truncate), "true", NULL, 0, 0,

@@ -545,6 +545,24 @@ static int session(run_state *st, const cdc_checkpoint *saved, bool first, cdc_e
     cdc_catalog_close(cat);
     if (rc < 0)
         return rc;
+    if (cfg->signal_data_collection[0] != '\0') {
+        /* signals come with the stream: a signal table outside the publication never speaks */
+        bool published = false;
+        for (size_t i = 0; tables[i] && !published; i++)
+            published = strcmp(tables[i], cfg->signal_data_collection) == 0;
+        if (!published) {
+            free(tables);
+            cdc_err(err, CDC_ECONFIG, "signal.data.collection \"%s\" is not in publication \"%s\"",
+                    cfg->signal_data_collection, cfg->publication_name);
+            cdc_err_detail(err, "pgcdc reads signals from the stream, as Debezium does: rows "
+                                "inserted into an unpublished table never reach it");
+            cdc_err_hint(err,
+                         "ALTER PUBLICATION %s ADD TABLE %s (or add it to "
+                         "publication.tables and run pgcdc setup)",
+                         cfg->publication_name, cfg->signal_data_collection);
+            return CDC_ECONFIG;
+        }
+    }
     if (st->sink->ops->open) {
         cdc_sink_source src = {.dbname = sys->dbname,
                                .system_id = sys->system_id,
@@ -635,6 +653,11 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
     if ((rc = cdc_snapshot_new(progress, (size_t)cfg->snapshot_chunk_size, cfg->slot_name,
                                new_tables_every(cfg), &st.snap, err)) < 0)
         return rc;
+    if (cfg->signal_data_collection[0] != '\0' &&
+        (rc = cdc_snapshot_set_signal_table(st.snap, cfg->signal_data_collection, err)) < 0) {
+        cdc_snapshot_free(st.snap);
+        return rc;
+    }
     if (cfg->snapshot_mode != CDC_SNAPSHOT_NO_DATA) {
         if (resume) {
             cdc_log_info("snapshot.mode = %s: %s",

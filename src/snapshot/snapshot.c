@@ -10,6 +10,7 @@
 #include "pgcdc/buf.h"
 #include "pgcdc/crashpoint.h"
 #include "pgcdc/log.h"
+#include "pgcdc/signal.h"
 #include "pgcdc/snapread.h"
 
 /*
@@ -82,8 +83,9 @@ struct cdc_snapshot {
     bool known_set;
     bool new_tables;
     int64_t poll_every_ms, next_poll_ms;
-    char *slot; /* requests name it */
-    char *dsn;  /* sessions open when a request comes after the snapshot was done */
+    char *slot;                   /* requests name it */
+    char *sig_schema, *sig_table; /* signal.data.collection, NULL when not set */
+    char *dsn; /* sessions open when a request comes after the snapshot was done */
     int server_version;
 
     /* the chunk in the air */
@@ -406,6 +408,8 @@ int cdc_snapshot_parse_progress(const char *text, cdc_snapshot_info *ret)
     free(s->only);
     free(s->then);
     free(s->known);
+    free(s->sig_schema);
+    free(s->sig_table);
     free(s);
     return rc < 0 ? CDC_EPROTO : 0;
 }
@@ -1190,6 +1194,150 @@ bool cdc_snapshot_mark(cdc_snapshot *s, const cdc_event *ev)
     return true;
 }
 
+/* ------------------------------------------------------------------------
+ * The signal table (signal.data.collection)
+ * ------------------------------------------------------------------------ */
+
+int cdc_snapshot_set_signal_table(cdc_snapshot *s, const char *name, cdc_error *err)
+{
+    const char *dot = name ? strchr(name, '.') : NULL;
+    if (dot == NULL || dot == name || dot[1] == '\0' || strchr(dot + 1, '.') != NULL) {
+        cdc_err(err, CDC_ECONFIG, "signal.data.collection \"%s\" is not schema.table",
+                name ? name : "");
+        cdc_err_hint(err, "name the signal table as Debezium's PostgreSQL connector does, "
+                          "e.g. signal.data.collection = public.debezium_signal");
+        return CDC_ECONFIG;
+    }
+    free(s->sig_schema);
+    free(s->sig_table);
+    s->sig_schema = strndup(name, (size_t)(dot - name));
+    s->sig_table = strdup(dot + 1);
+    if (s->sig_schema == NULL || s->sig_table == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    return 0;
+}
+
+static const char *signal_text(const cdc_event *ev, size_t col, size_t *len)
+{
+    *len = 0;
+    if (col >= ev->ncols || ev->after == NULL || ev->after[col].state != CDC_EVENT_TEXT)
+        return NULL;
+    *len = ev->after[col].len;
+    return ev->after[col].data;
+}
+
+/* The tables an execute-snapshot signal names, as a request's relid list; 0 or -1 (logged). */
+static int signal_tables(cdc_snapshot *s, const cdc_signal *sig, const char *id, cdc_buf *ids,
+                         cdc_buf *names)
+{
+    cdc_error e = {0};
+    cdc_snap_table *t = NULL;
+    uint32_t *got = NULL;
+    size_t n = 0, count = 0, ngot = 0;
+    if (s->dsn == NULL || (s->marks == NULL && cdc_snapread_open(s->dsn, &s->marks, &e) < 0) ||
+        cdc_snapread_tables(s->marks, s->publication, &t, &n, &e) < 0) {
+        cdc_log_warning("signal \"%s\": cannot list the publication's tables: %s; the signal "
+                        "is ignored (insert it again)",
+                        id, e.msg);
+        cdc_snapread_close(s->marks);
+        s->marks = NULL;
+        return -1;
+    }
+    int rc = 0;
+    for (size_t k = 0; k < sig->ncollections && rc == 0; k++) {
+        cdc_signal_pattern *p = NULL;
+        if (cdc_signal_pattern_new(sig->collections[k], &p, &e) < 0) {
+            cdc_log_warning("signal \"%s\": %s; the signal is ignored", id, e.msg);
+            rc = -1;
+            break;
+        }
+        size_t matched = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            if (!cdc_signal_pattern_match(p, t[i].schema, t[i].table))
+                continue;
+            matched++;
+            if (t[i].nchunk == 0) {
+                cdc_log_warning("signal \"%s\": \"%s.%s\" has no primary key or replica "
+                                "identity index: it cannot be read again while streaming; "
+                                "not read",
+                                id, t[i].schema, t[i].table);
+                continue;
+            }
+            if (set_has(got, ngot, t[i].relid))
+                continue; /* named by an earlier expression too */
+            if (set_add(&got, &ngot, t[i].relid) < 0 ||
+                cdc_buf_printf(ids, "%s%" PRIu32, count ? "," : "", t[i].relid) < 0 ||
+                cdc_buf_printf(names, "%s%s.%s", count ? ", " : "", t[i].schema, t[i].table) < 0)
+                rc = -1;
+            count++;
+        }
+        if (matched == 0)
+            cdc_log_warning("signal \"%s\": \"%s\" matches no table of publication \"%s\"", id,
+                            sig->collections[k], s->publication);
+        cdc_signal_pattern_free(p);
+    }
+    cdc_snap_tables_free(t, n);
+    free(got);
+    if (rc == 0 && count > 1000) {
+        cdc_log_warning("signal \"%s\" names %zu tables; at most 1000 at once: the signal is "
+                        "ignored",
+                        id, count);
+        rc = -1;
+    }
+    if (rc == 0 &&
+        (count == 0 || cdc_buf_append(ids, "", 1) < 0 || cdc_buf_append(names, "", 1) < 0))
+        rc = -1;
+    return rc;
+}
+
+/*
+ * A row inserted into the signal table, in stream order: an execute-snapshot becomes a
+ * request at its transaction's commit, exactly as pgcdc snapshot's message does (a crash
+ * before a checkpoint passes the commit streams the row, and so the request, again).
+ */
+static void signal_row(cdc_snapshot *s, const cdc_event *ev)
+{
+    size_t idlen, tlen, dlen;
+    const char *idp = signal_text(ev, 0, &idlen);
+    const char *type = signal_text(ev, 1, &tlen);
+    const char *data = signal_text(ev, 2, &dlen);
+    char id[128];
+    snprintf(id, sizeof(id), "%.*s", idp ? (int)(idlen < 100 ? idlen : 100) : 0, idp ? idp : "");
+    if (ev->ncols < 3) {
+        cdc_log_warning("signal.data.collection \"%s.%s\" has %zu column%s; a signal needs "
+                        "three (id, type, data): the row is ignored",
+                        s->sig_schema, s->sig_table, ev->ncols, ev->ncols == 1 ? "" : "s");
+        return;
+    }
+    cdc_signal sig;
+    cdc_error e = {0};
+    if (cdc_signal_parse(type, tlen, data, dlen, &sig, &e) < 0) {
+        cdc_log_msg(CDC_LOG_WARNING, e.detail, e.hint, "signal \"%s\" (%s) is ignored: %s", id,
+                    sig.type ? sig.type : "no type", e.msg);
+        cdc_signal_free(&sig);
+        return;
+    }
+    if (sig.kind == CDC_SIGNAL_LOG) {
+        cdc_log_info("signal \"%s\": %s", id, sig.message);
+    } else if (sig.kind == CDC_SIGNAL_UNSUPPORTED) {
+        cdc_log_warning("signal \"%s\" of type \"%s\" is ignored: pgcdc acts on "
+                        "execute-snapshot and log",
+                        id, sig.type);
+    } else {
+        cdc_buf ids = {0}, names = {0};
+        if (signal_tables(s, &sig, id, &ids, &names) == 0) {
+            cdc_log_info("signal \"%s\": execute-snapshot of %s%s", id, (const char *)names.data,
+                         sig.blocking ? " (blocking asked: read incrementally, the stream goes "
+                                        "on)"
+                                      : "");
+            request(s, (const char *)ids.data, ids.len - 1, ev->commit_lsn);
+        }
+        cdc_buf_free(&ids);
+        cdc_buf_free(&names);
+    }
+    cdc_signal_free(&sig);
+}
+
 /* Index into s->map for the columns of ev (the chunk table's key by name). */
 static int map_columns(cdc_snapshot *s, const cdc_event *ev)
 {
@@ -1321,6 +1469,9 @@ void cdc_snapshot_change(cdc_snapshot *s, const cdc_event *ev)
 {
     if (s == NULL)
         return;
+    if (s->sig_table != NULL && ev->op == CDC_EVENT_INSERT &&
+        strcmp(ev->table, s->sig_table) == 0 && strcmp(ev->schema, s->sig_schema) == 0)
+        signal_row(s, ev);
     if (s->cur_txn != NULL && s->cur_txn->xid == ev->xid) {
         s->cur_txn->rels |= relid_bit(ev->relid);
         for (size_t i = 0; ev->op == CDC_EVENT_TRUNCATE && i < ev->truncate.nrels; i++)

@@ -18,8 +18,9 @@ watermarks (docs/DESIGN.md, Snapshots). What a user checks:
 - a commit the server still lists as running after it was streamed (waiting for a
   synchronous standby), also with 20,000 commits streamed after it; an update that keeps
   a TOASTed value; an empty string in the last key read; a role that cannot read a table;
-- pgcdc snapshot --tables against a running and a stopped pgcdc, and a table added to the
-  publication while pgcdc runs and while it is stopped;
+- pgcdc snapshot --tables against a running and a stopped pgcdc, Debezium's signal table
+  (signal.data.collection), and a table added to the publication while pgcdc runs and
+  while it is stopped;
 - progress: the log names each table, its estimated size, and its rows when done; pgcdc
   status shows the table being read, rows, estimate and rate.
 """
@@ -605,6 +606,70 @@ class SnapshotKafkaTest(TestCase):
         self.assertEqual({t for t, _ in marks}, {"acct", "fullpk", "line"})
         self.assertEqual({k for _, k in marks}, {"incremental"})
         print(f"\nrows read by request: {dict(marks)}", flush=True)
+
+    def test_the_signal_table(self):
+        """Debezium's signal table (signal.data.collection): an execute-snapshot row read
+        from the stream reads the tables its expressions match while the workload writes
+        them; rows pgcdc cannot act on are named in a warning and streaming goes on."""
+        pg, kafka, cfg, ckpt, topics = self.setup_source(mode="no_data")
+        pg.sql("CREATE TABLE dbz_signal (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, "
+               "data varchar(2048))")
+        kafka.create_topic(f"{PREFIX}.public.dbz_signal", 1)
+        with open(cfg, "a") as f:
+            f.write("signal.data.collection = public.dbz_signal\n")
+        # not published yet: refused before anything is read
+        r = run_pgcdc(["start", "-c", cfg], timeout=60)
+        self.assertEqual(r.returncode, 2, r.stderr[-3000:])
+        self.assertIn('signal.data.collection "public.dbz_signal" is not in publication '
+                      '"pgcdc"', r.stderr)
+        self.assertIn("ALTER PUBLICATION pgcdc ADD TABLE public.dbz_signal", r.stderr)
+        pg.sql("ALTER PUBLICATION pgcdc ADD TABLE dbz_signal")
+
+        churn = Churn(pg.dsn(), self.ROWS, seed=random.randrange(1 << 30))
+        churn.start()
+        self.addCleanup(churn.stop_event.set)
+        p = self.start_pgcdc(["start", "-c", cfg])
+        p.wait_for_output(r"streaming from slot", timeout=60)
+
+        def signal_row(sid, type_, data):
+            pg.sql("INSERT INTO dbz_signal VALUES (%s, %s, %s)", (sid, type_, data))
+
+        signal_row("bad-1", "execute-snapshot", "{not json")
+        signal_row("cond-1", "execute-snapshot", json.dumps({
+            "data-collections": ["public.acct"],
+            "additional-conditions": [{"data-collection": "public.acct", "filter": "id < 9"}]}))
+        signal_row("log-1", "log", json.dumps({"message": "hello from the DBA"}))
+        signal_row("pause-1", "pause-snapshot", None)
+        signal_row("snap-1", "execute-snapshot", json.dumps({
+            "data-collections": ["public.acct", "public\\.full.*", "public.applog",
+                                 "public.nothing_here"],
+            "type": "incremental"}))
+        p.wait_for_output(r'signal "snap-1": execute-snapshot of public.acct, public.fullpk',
+                          timeout=60)
+        err = p.stderr()
+        self.assertIn('signal "bad-1" (execute-snapshot) is ignored: its data is not a JSON '
+                      'object', err)
+        self.assertIn('signal "cond-1" (execute-snapshot) is ignored: it has '
+                      'additional-conditions, which pgcdc does not apply', err)
+        self.assertIn('signal "log-1": hello from the DBA', err)
+        self.assertIn('signal "pause-1" of type "pause-snapshot" is ignored', err)
+        self.assertIn('signal "snap-1": "public.applog" has no primary key or replica identity '
+                      'index', err)
+        self.assertIn('signal "snap-1": "public.nothing_here" matches no table of publication',
+                      err)
+        self.wait_snapshot(p, ckpt, lambda s: s == "done")
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        self.assertEqual(p.stderr().count("snapshot requested at"), 1, p.stderr()[-3000:])
+        msgs = self.drain_and_check(pg, kafka, cfg, ckpt, topics + [f"{PREFIX}.public.dbz_signal"],
+                                    churn, tables=["acct", "fullpk"])
+        marks = collections.Counter((m["topic"].rsplit(".", 1)[1], m["event"]["snapshot"])
+                                    for m in msgs if m["event"] and m["event"]["op"] == "r")
+        self.assertEqual(set(marks), {("acct", "incremental"), ("fullpk", "incremental")})
+        # the signal rows are change events like any other table's
+        sig = [m["event"]["after"]["id"] for m in msgs
+               if m["topic"].endswith(".dbz_signal") and m["event"]]
+        self.assertEqual(sig, ["bad-1", "cond-1", "log-1", "pause-1", "snap-1"])
 
     def test_a_table_added_to_the_publication(self):
         """snapshot.new.tables (the default): a table added to the publication while pgcdc
