@@ -43,4 +43,13 @@ void cdc_log_msg(cdc_log_level level, const char *detail, const char *hint, cons
 /* Log an error struct at the given level: message, then its detail and hint. */
 void cdc_log_err(cdc_log_level level, const cdc_error *err);
 
+/*
+ * A status line (progress of long work): on a terminal (stderr a tty, text
+ * format, TERM not dumb, level info or more) it is drawn in place at the
+ * bottom, cut to the terminal's width, and log lines are written above it;
+ * elsewhere nothing is written (the log has its own progress lines).
+ * fmt NULL clears it.
+ */
+void cdc_log_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif

@@ -41,6 +41,9 @@ void cdc_snapshot_free(cdc_snapshot *s);
  * CDC_ECONFIG when name is not schema.table. */
 int cdc_snapshot_set_signal_table(cdc_snapshot *s, const char *name, cdc_error *err);
 
+/* A progress line in the log every ms while a table is read (default 10 s). */
+void cdc_snapshot_set_log_every(cdc_snapshot *s, int64_t ms);
+
 /* True until every table is read and delivered. */
 bool cdc_snapshot_active(const cdc_snapshot *s);
 

@@ -56,7 +56,8 @@ static const key_def keys[] = {
     {"checkpoint.interval", KT_DURATION, OFF(checkpoint_interval), "1s", NULL, 0, 3600000,
      "longest time between checkpoint writes while changes are delivered"},
     {"status.interval", KT_DURATION, OFF(status_interval), "10s", NULL, 100, 3600000,
-     "longest time between standby status updates sent to the server"},
+     "longest time between standby status updates sent to the server; also how often a "
+     "snapshot logs its progress and snapshot.new.tables looks for tables"},
     {"snapshot.mode", KT_ENUM, OFF(snapshot_mode), "initial",
      "initial|initial_only|no_data|when_needed|never", 0, 0,
      "existing rows as op r events: initial (once, then stream), initial_only (then stop), "

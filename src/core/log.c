@@ -2,8 +2,11 @@
 #include "pgcdc/log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -12,6 +15,35 @@ static cdc_log_level cur_level = CDC_LOG_INFO;
 static cdc_log_format cur_format = CDC_LOG_TEXT;
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
+
+/* The status line (cdc_log_status): shown on a terminal only, under the log lines. */
+static int status_tty = -1; /* -1: not looked yet */
+static char status_line[512];
+
+static bool status_on(void)
+{
+    if (status_tty < 0) {
+        const char *term = getenv("TERM");
+        status_tty = isatty(STDERR_FILENO) && !(term && strcmp(term, "dumb") == 0);
+    }
+    return status_tty == 1 && cur_format == CDC_LOG_TEXT && cur_level >= CDC_LOG_INFO;
+}
+
+/* Columns of the terminal (a line longer than that would wrap and not be redrawn). */
+static size_t status_width(void)
+{
+    struct winsize ws;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1)
+        return ws.ws_col - 1;
+    return 79;
+}
+
+/* Under flockfile(stderr). */
+static void status_draw(void)
+{
+    size_t n = strlen(status_line), w = status_width();
+    fprintf(stderr, "\r%.*s\033[K", (int)(n < w ? n : w), status_line);
+}
 
 int cdc_log_level_parse(const char *s, cdc_log_level *ret)
 {
@@ -85,6 +117,9 @@ static void vlog(cdc_log_level level, const char *detail, const char *hint, cons
     snprintf(ts + n, sizeof(ts) - n, ".%03dZ", (int)(tv.tv_usec / 1000));
 
     flockfile(stderr);
+    bool status = status_line[0] != '\0' && status_on();
+    if (status)
+        fputs("\r\033[K", stderr); /* the log line takes the status line's place */
     if (cur_format == CDC_LOG_JSON) {
         fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"pid\":%d,\"msg\":\"", ts,
                 level_names[level], (int)getpid());
@@ -108,6 +143,8 @@ static void vlog(cdc_log_level level, const char *detail, const char *hint, cons
         if (hint && *hint)
             fprintf(stderr, "  hint: %s\n", hint);
     }
+    if (status)
+        status_draw(); /* and it comes back under it */
     funlockfile(stderr);
     fflush(stderr);
 }
@@ -125,4 +162,24 @@ void cdc_log_err(cdc_log_level level, const cdc_error *err)
     if (err == NULL || err->code == 0)
         return;
     cdc_log_msg(level, err->detail, err->hint, "%s", err->msg);
+}
+
+void cdc_log_status(const char *fmt, ...)
+{
+    if (!status_on())
+        return;
+    flockfile(stderr);
+    if (fmt == NULL) {
+        if (status_line[0] != '\0')
+            fputs("\r\033[K", stderr);
+        status_line[0] = '\0';
+    } else {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(status_line, sizeof(status_line), fmt, ap);
+        va_end(ap);
+        status_draw();
+    }
+    funlockfile(stderr);
+    fflush(stderr);
 }

@@ -67,6 +67,24 @@ static int64_t new_tables_every(const cdc_config *cfg)
                : 0;
 }
 
+/* The snapshot state for progress, with the configuration's settings. */
+static int new_snapshot(const cdc_config *cfg, const char *progress, cdc_snapshot **ret,
+                        cdc_error *err)
+{
+    int rc = cdc_snapshot_new(progress, (size_t)cfg->snapshot_chunk_size, cfg->slot_name,
+                              new_tables_every(cfg), ret, err);
+    if (rc < 0)
+        return rc;
+    cdc_snapshot_set_log_every(*ret, cfg->status_interval);
+    if (cfg->signal_data_collection[0] != '\0' &&
+        (rc = cdc_snapshot_set_signal_table(*ret, cfg->signal_data_collection, err)) < 0) {
+        cdc_snapshot_free(*ret);
+        *ret = NULL;
+        return rc;
+    }
+    return 0;
+}
+
 /* While a snapshot runs, endpos waits: the snapshot finishes first (its rows sit at
  * watermarks beyond endpos), then streaming stops at the next transaction past it. */
 static bool endpos_applies(const run_state *st)
@@ -496,8 +514,7 @@ static int session(run_state *st, const cdc_checkpoint *saved, bool first, cdc_e
         saved = NULL;
         cdc_snapshot_free(st->snap);
         st->snap = NULL;
-        if ((rc = cdc_snapshot_new("running 0 -", (size_t)cfg->snapshot_chunk_size, cfg->slot_name,
-                                   new_tables_every(cfg), &st->snap, err)) < 0)
+        if ((rc = new_snapshot(cfg, "running 0 -", &st->snap, err)) < 0)
             return rc;
     }
     if (saved && (rc = check_checkpoint(st, saved, err)) < 0)
@@ -650,14 +667,8 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
         progress = "";
         resume = false;
     }
-    if ((rc = cdc_snapshot_new(progress, (size_t)cfg->snapshot_chunk_size, cfg->slot_name,
-                               new_tables_every(cfg), &st.snap, err)) < 0)
+    if ((rc = new_snapshot(cfg, progress, &st.snap, err)) < 0)
         return rc;
-    if (cfg->signal_data_collection[0] != '\0' &&
-        (rc = cdc_snapshot_set_signal_table(st.snap, cfg->signal_data_collection, err)) < 0) {
-        cdc_snapshot_free(st.snap);
-        return rc;
-    }
     if (cfg->snapshot_mode != CDC_SNAPSHOT_NO_DATA) {
         if (resume) {
             cdc_log_info("snapshot.mode = %s: %s",

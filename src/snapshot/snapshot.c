@@ -133,8 +133,10 @@ struct cdc_snapshot {
     bool first_row_sent;
     uint32_t announced; /* the table whose read the log announced last */
     int64_t table_start_ms, last_log_ms;
-    uint64_t table_rows; /* rows of the table read so far (handed over or dropped) */
-    bool table_marked;   /* its first row went out (first_in_data_collection) */
+    int64_t log_every_ms;   /* a progress line in the log this often (status.interval) */
+    int64_t last_status_ms; /* the terminal's progress line was drawn then */
+    uint64_t table_rows;    /* rows of the table read so far (handed over or dropped) */
+    bool table_marked;      /* its first row went out (first_in_data_collection) */
     cdc_snapshot_stats st;
 };
 
@@ -421,6 +423,7 @@ int cdc_snapshot_new(const char *progress, size_t chunk_size, const char *slot,
     if (s == NULL)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
     s->chunk_size = chunk_size ? chunk_size : 1;
+    s->log_every_ms = 10000;
     s->new_tables = new_tables_every_ms > 0;
     s->poll_every_ms = new_tables_every_ms;
     s->durable = strdup(progress);
@@ -603,6 +606,7 @@ static int open_sessions(cdc_snapshot *s, cdc_error *err)
  * here is logged, never fatal: streaming goes on, and the next look tries again.
  */
 static int push_pending(cdc_snapshot *s, cdc_lsn h, char *text);
+static void show_progress(cdc_snapshot *s, bool force);
 
 static void poll_new_tables(cdc_snapshot *s)
 {
@@ -1643,10 +1647,49 @@ int cdc_snapshot_next(cdc_snapshot *s, cdc_event *ev, cdc_error *err)
         .snapshot = marker(s, last_of_table),
     };
     s->table_marked = true;
-    if (s->pass)
-        s->table_rows++;
+    if (s->pass && (++s->table_rows & 4095) == 0)
+        show_progress(s, false);
     s->st.rows++;
     return 1;
+}
+
+/*
+ * The progress line on a terminal (cdc_log_status draws it only there), at most every
+ * 250 ms unless forced: the table being read, its rows, rate and time to go, and the
+ * tables done. Between tables it names the ones done.
+ */
+static void show_progress(cdc_snapshot *s, bool force)
+{
+    int64_t now = now_ms();
+    if (!force && now - s->last_status_ms < 250)
+        return;
+    s->last_status_ms = now;
+    const cdc_snap_table *t = s->ti < s->ntables ? &s->tables[s->ti] : NULL;
+    if (t == NULL || s->table_rows == 0) {
+        cdc_log_status("snapshot: %zu of %zu tables done, %llu rows", s->st.tables_done,
+                       s->st.tables, (unsigned long long)s->st.rows);
+        return;
+    }
+    double secs = (double)(now - s->table_start_ms) / 1000.0;
+    double rate = secs > 0 ? (double)s->table_rows / secs : 0;
+    char size[96] = "";
+    if (t->est_rows > 0)
+        snprintf(size, sizeof(size), " of about %lld rows (%.0f%%)", (long long)t->est_rows,
+                 100.0 * (double)s->table_rows / (double)t->est_rows);
+    else
+        snprintf(size, sizeof(size), " rows");
+    char eta[64] = "";
+    if (t->est_rows > (int64_t)s->table_rows && rate > 0)
+        snprintf(eta, sizeof(eta), ", about %.0f s to go",
+                 (double)((uint64_t)t->est_rows - s->table_rows) / rate);
+    cdc_log_status("snapshot: table %zu of %zu, \"%s.%s\": %llu%s, %.0f rows/s%s",
+                   s->st.tables_done + 1, s->st.tables, t->schema, t->table,
+                   (unsigned long long)s->table_rows, size, rate, eta);
+}
+
+void cdc_snapshot_set_log_every(cdc_snapshot *s, int64_t ms)
+{
+    s->log_every_ms = ms > 0 ? ms : 10000;
 }
 
 static int push_pending(cdc_snapshot *s, cdc_lsn h, char *text)
@@ -1669,6 +1712,7 @@ cdc_lsn cdc_snapshot_chunk_done(cdc_snapshot *s)
     s->st.chunks++;
     if (s->rows == NULL) {
         /* the closing chunk: every table of the round is read */
+        cdc_log_status(NULL);
         cdc_log_info("snapshot: every table read (%llu rows; %llu dropped for changes streamed "
                      "during their read)",
                      (unsigned long long)s->st.rows, (unsigned long long)s->st.dropped);
@@ -1709,7 +1753,8 @@ cdc_lsn cdc_snapshot_chunk_done(cdc_snapshot *s)
                 s->table_marked = false;
             }
             int64_t now = now_ms();
-            if (now - s->last_log_ms >= 10000) {
+            show_progress(s, false);
+            if (now - s->last_log_ms >= s->log_every_ms) {
                 double secs = (double)(now - s->table_start_ms) / 1000.0;
                 double rate = secs > 0 ? (double)s->table_rows / secs : 0;
                 double left = t->est_rows > (int64_t)s->table_rows
@@ -1730,6 +1775,7 @@ cdc_lsn cdc_snapshot_chunk_done(cdc_snapshot *s)
             s->table_rows = 0;
             s->table_marked = false;
             s->st.tables_done++;
+            show_progress(s, true);
             if (t->relid == UINT32_MAX)
                 s->done = true;
             else

@@ -21,16 +21,22 @@ watermarks (docs/DESIGN.md, Snapshots). What a user checks:
 - pgcdc snapshot --tables against a running and a stopped pgcdc, Debezium's signal table
   (signal.data.collection), and a table added to the publication while pgcdc runs and
   while it is stopped;
-- progress: the log names each table, its estimated size, and its rows when done; pgcdc
-  status shows the table being read, rows, estimate and rate.
+- progress: the log names each table, its estimated size, and its rows when done, with a
+  progress line every status.interval; on a terminal a progress line is redrawn in place
+  under the log lines; pgcdc status shows the table being read, rows, estimate and rate.
 """
 
 import collections
+import fcntl
 import json
 import os
+import pty
 import random
 import re
 import signal
+import struct
+import subprocess
+import termios
 import threading
 import time
 
@@ -260,6 +266,66 @@ class SnapshotModesTest(TestCase):
         self.assertEqual(r.returncode, 0, r.stderr[-3000:])
         self.assertIn("the checkpoint records the snapshot as done; nothing to do", r.stderr)
         self.assertEqual(r.stdout, "")
+
+    def test_progress_on_a_terminal_and_in_the_log(self):
+        """initial_only run from a terminal shows a progress line, redrawn in place under
+        the log lines and cut to the terminal's width; the log (not a terminal) has a
+        progress line every status.interval instead, and no terminal codes."""
+        pg, cfg, ckpt = self.source(rows=24000, **{"snapshot.mode": "initial_only",
+                                                   "status.interval": "100ms",
+                                                   "snapshot.chunk.size": 200})
+        if pg.version < 14:
+            self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 90, 0, 0))
+        p = subprocess.Popen([pgcdc_test.proc.pgcdc_bin(), "start", "-c", cfg, "--sink", "stdout"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave,
+                             env={**os.environ, "TERM": "xterm"})
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                b = os.read(master, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not b:
+                break
+            chunks.append(b)
+        os.close(master)
+        self.assertEqual(p.wait(60), 0)
+        out = b"".join(chunks).decode()
+        draws = re.findall(r"\r([^\r\n\x1b]*)\x1b\[K", out)
+        lines = [d for d in draws if d]
+        # the whole line ends "..., about N s to go", longer than the terminal's 90 columns
+        self.assertTrue(any(re.match(r'snapshot: table 1 of 5, "public\.acct": \d+ of about '
+                                     r'24000 rows \(\d+%\), \d+ rows/s, ', d)
+                            for d in lines), lines[:5])
+        self.assertTrue(any(re.fullmatch(r"snapshot: [1-4] of 5 tables done, \d+ rows", d)
+                            for d in lines), lines[-5:])
+        self.assertGreater(len(lines), 3, "the line was drawn once or never")
+        self.assertEqual(max(len(d) for d in lines), 89, "not cut to the terminal's width")
+        # each log line starts a line: after a newline or the erased progress line
+        for m in re.finditer(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z pgcdc\[", out):
+            before = out[max(0, m.start() - 4):m.start()]
+            self.assertTrue(m.start() == 0 or before.endswith("\n") or before.endswith("\x1b[K"),
+                            repr(out[max(0, m.start() - 120):m.start() + 40]))
+        # cleared before the last lines: nothing is drawn after the snapshot ends
+        tail = out[out.index("snapshot: every table read"):]
+        self.assertNotIn("rows/s", tail)
+        self.assertTrue(out[:out.index("snapshot: every table read")].rstrip(
+            "0123456789-:.TZ pgcdc[]info").endswith("\x1b[K"))
+
+        # the same without a terminal: log lines only, with the periodic progress line
+        os.remove(ckpt)
+        pg.sql("SELECT pg_drop_replication_slot('pgcdc')")
+        pg.sql("SELECT pg_create_logical_replication_slot('pgcdc', 'pgoutput')")
+        r = run_pgcdc(["start", "-c", cfg, "--sink", "stdout"], timeout=120,
+                      env={"TERM": "xterm"})
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        self.assertNotIn("\x1b", r.stderr)
+        self.assertNotIn("\r", r.stderr)
+        self.assertRegex(r.stderr, r'snapshot: "public\.acct" \d+ of about 24000 rows, '
+                                   r'\d+ rows/s, about \d+ s to go')
 
     def test_when_needed_snapshots_again_when_the_checkpoint_is_behind_the_slot(self):
         pg, cfg, ckpt = self.source(rows=400, **{"snapshot.mode": "no_data"})
