@@ -51,38 +51,39 @@ typedef struct cdc_config_kv {
  * after cdc_config_init(). Durations are milliseconds, sizes bytes.
  */
 typedef struct cdc_config {
-    char *source_dsn;                    /* libpq conninfo */
-    char *slot_name;                     /* logical replication slot */
-    char *publication_name;              /* publication */
-    char *publication_tables;            /* comma separated schema.table list, "" = all */
-    bool publication_via_root;           /* publish_via_partition_root */
-    char *topic_prefix;                  /* topic = prefix.schema.table */
-    int format;                          /* cdc_format */
-    char *checkpoint_path;               /* checkpoint file */
-    int64_t checkpoint_interval;         /* ms between checkpoint writes */
-    int64_t status_interval;             /* ms between standby status updates */
-    int snapshot_mode;                   /* cdc_snapshot_mode */
-    int64_t snapshot_chunk_size;         /* rows per snapshot chunk */
-    bool snapshot_new_tables;            /* read tables added to the publication */
-    char *signal_data_collection;        /* signal table schema.table, "" = none */
-    bool tombstones;                     /* tombstone after delete */
-    bool publish_truncate;               /* publish op t */
-    bool publish_messages;               /* publish op m */
-    int64_t inflight_max_messages;       /* backpressure bound, messages */
-    int64_t inflight_max_bytes;          /* backpressure bound, bytes */
-    int64_t shutdown_timeout;            /* ms to wait for deliveries on stop */
-    int64_t crash_recovery_wait;         /* ms, or -1 for auto (see kafka.h) */
-    int64_t reconnect_backoff_min;       /* ms, first reconnect delay */
-    int64_t reconnect_backoff_max;       /* ms, largest reconnect delay */
-    int log_level;                       /* cdc_log_level */
-    int log_format;                      /* cdc_log_format */
-    char *unavailable_value_placeholder; /* stands in for unchanged TOAST */
-    int decimal_handling_mode;           /* cdc_decimal_mode */
-    int time_precision_mode;             /* cdc_time_mode */
-    int binary_handling_mode;            /* cdc_binary_mode */
-    int interval_handling_mode;          /* cdc_interval_mode */
-    int hstore_handling_mode;            /* cdc_hstore_mode */
-    cdc_config_kv *kafka;                /* kafka.* properties, in file order, owned */
+    char *source_dsn;                     /* libpq conninfo */
+    char *slot_name;                      /* logical replication slot */
+    char *publication_name;               /* publication */
+    char *publication_tables;             /* comma separated schema.table list, "" = all */
+    bool publication_via_root;            /* publish_via_partition_root */
+    char *topic_prefix;                   /* topic = prefix.schema.table */
+    int format;                           /* cdc_format */
+    char *checkpoint_path;                /* checkpoint file */
+    int64_t checkpoint_interval;          /* ms between checkpoint writes */
+    int64_t status_interval;              /* ms between standby status updates */
+    int snapshot_mode;                    /* cdc_snapshot_mode */
+    int64_t snapshot_chunk_size;          /* rows per snapshot chunk */
+    int64_t snapshot_max_inflight_chunks; /* chunks placed before earlier ones are delivered */
+    bool snapshot_new_tables;             /* read tables added to the publication */
+    char *signal_data_collection;         /* signal table schema.table, "" = none */
+    bool tombstones;                      /* tombstone after delete */
+    bool publish_truncate;                /* publish op t */
+    bool publish_messages;                /* publish op m */
+    int64_t inflight_max_messages;        /* backpressure bound, messages */
+    int64_t inflight_max_bytes;           /* backpressure bound, bytes */
+    int64_t shutdown_timeout;             /* ms to wait for deliveries on stop */
+    int64_t crash_recovery_wait;          /* ms, or -1 for auto (see kafka.h) */
+    int64_t reconnect_backoff_min;        /* ms, first reconnect delay */
+    int64_t reconnect_backoff_max;        /* ms, largest reconnect delay */
+    int log_level;                        /* cdc_log_level */
+    int log_format;                       /* cdc_log_format */
+    char *unavailable_value_placeholder;  /* stands in for unchanged TOAST */
+    int decimal_handling_mode;            /* cdc_decimal_mode */
+    int time_precision_mode;              /* cdc_time_mode */
+    int binary_handling_mode;             /* cdc_binary_mode */
+    int interval_handling_mode;           /* cdc_interval_mode */
+    int hstore_handling_mode;             /* cdc_hstore_mode */
+    cdc_config_kv *kafka;                 /* kafka.* properties, in file order, owned */
     size_t n_kafka;
     char *origins[CDC_CONFIG_MAX_KEYS]; /* per pgcdc key: "FILE:LINE" or "-o KEY", or NULL
                                            when it has its default; owned */

@@ -41,6 +41,11 @@ void cdc_snapshot_free(cdc_snapshot *s);
  * CDC_ECONFIG when name is not schema.table. */
 int cdc_snapshot_set_signal_table(cdc_snapshot *s, const char *name, cdc_error *err);
 
+/* Chunks placed in the stream (high watermark written) while the ones before them are
+ * not yet delivered, at most (default 1; snapshot.max.inflight.chunks): a crash reads
+ * at most that many again. */
+void cdc_snapshot_set_inflight(cdc_snapshot *s, size_t chunks);
+
 /* A progress line in the log every ms while a table is read (default 10 s). */
 void cdc_snapshot_set_log_every(cdc_snapshot *s, int64_t ms);
 

@@ -64,7 +64,11 @@ static const key_def keys[] = {
      "no_data (stream only; never is the same), when_needed (also when the checkpoint is "
      "unusable)"},
     {"snapshot.chunk.size", KT_INT, OFF(snapshot_chunk_size), "10240", NULL, 1, 1000000,
-     "rows a snapshot reads per query; a crash reads at most one chunk again"},
+     "rows a snapshot reads per query; a crash reads at most "
+     "snapshot.max.inflight.chunks chunks again"},
+    {"snapshot.max.inflight.chunks", KT_INT, OFF(snapshot_max_inflight_chunks), "2", NULL, 1, 64,
+     "chunks a snapshot places in the stream before the earlier ones are delivered; a crash "
+     "reads at most this many again"},
     {"snapshot.new.tables", KT_BOOL, OFF(snapshot_new_tables), "true", NULL, 0, 0,
      "read the rows of a table added to the publication (checked at start and every "
      "status.interval; not with snapshot.mode = no_data)"},

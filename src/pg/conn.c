@@ -175,7 +175,7 @@ PGresult *cdc_pg_execp(PGconn *conn, const char *what, const char *sql, int npar
 
 const char *cdc_pg_errmsg(PGconn *conn)
 {
-    static char buf[1024];
+    static __thread char buf[1024]; /* the snapshot reads ahead on a thread of its own */
     size_t o = 0;
     bool space = false;
     for (const char *p = PQerrorMessage(conn); *p && o + 1 < sizeof(buf); p++) {

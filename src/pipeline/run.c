@@ -76,6 +76,7 @@ static int new_snapshot(const cdc_config *cfg, const char *progress, cdc_snapsho
     if (rc < 0)
         return rc;
     cdc_snapshot_set_log_every(*ret, cfg->status_interval);
+    cdc_snapshot_set_inflight(*ret, (size_t)cfg->snapshot_max_inflight_chunks);
     if (cfg->signal_data_collection[0] != '\0' &&
         (rc = cdc_snapshot_set_signal_table(*ret, cfg->signal_data_collection, err)) < 0) {
         cdc_snapshot_free(*ret);

@@ -2,6 +2,7 @@
 #include "pgcdc/snapshot.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,11 +54,44 @@ typedef struct pending {
     char *text; /* progress after the chunk */
 } pending;
 
+/*
+ * The next chunk of the table being read, read ahead on the read session by a
+ * thread of its own while the stream goes to this chunk's high watermark and
+ * its rows are handed over: its low watermark is written (by the pipeline's
+ * thread) after this chunk's high one, so the windows stay apart and in order,
+ * and it is taken up (adopt_prefetch) when this chunk is done, before the
+ * stream reads past this chunk's high watermark. The thread touches only what
+ * is in here and the read session, which nobody else uses until it is joined.
+ */
+typedef struct prefetch {
+    bool running; /* a thread was started: join it */
+    pthread_t thread;
+    /* what to read */
+    cdc_snapread *r;
+    const char *publication;
+    uint32_t relid;
+    size_t ti;
+    char **after; /* nafter chunk key values (owned) */
+    size_t nafter;
+    size_t limit;
+    uint64_t seq;
+    cdc_lsn low;
+    /* what was read */
+    int rc;
+    cdc_error err;
+    bool gone; /* no longer published */
+    bool have_fresh;
+    cdc_snap_table fresh;
+    cdc_snap_rows *rows;
+    int64_t read_ms;
+} prefetch;
+
 /* Rows a one-pass read of a table without a chunk key fetches at a time. */
 #define PASS_BATCH 1000
 
 struct cdc_snapshot {
     size_t chunk_size;
+    size_t inflight;     /* chunks whose rows may be undelivered when the next H is written */
     cdc_snapread *r;     /* reads */
     cdc_snapread *marks; /* watermarks (a one-pass read keeps r in its transaction) */
     cdc_snap_table *tables;
@@ -88,9 +122,10 @@ struct cdc_snapshot {
     char *dsn; /* sessions open when a request comes after the snapshot was done */
     int server_version;
 
-    /* the chunk in the air */
+    /* the chunk in the air, and the one after it read ahead */
     wstate ws;
-    uint64_t run_id, seq;
+    uint64_t run_id, seq, last_seq;
+    prefetch pf;
     bool seen_low;
     cdc_lsn low, high;
     size_t ti;                         /* table index, ntables for the closing marker chunk */
@@ -424,6 +459,7 @@ int cdc_snapshot_new(const char *progress, size_t chunk_size, const char *slot,
         return cdc_err(err, CDC_ENOMEM, "out of memory");
     s->chunk_size = chunk_size ? chunk_size : 1;
     s->log_every_ms = 10000;
+    s->inflight = 1;
     s->new_tables = new_tables_every_ms > 0;
     s->poll_every_ms = new_tables_every_ms;
     s->durable = strdup(progress);
@@ -485,10 +521,13 @@ static void drop_window(cdc_snapshot *s)
     s->conflict = false;
 }
 
+static void prefetch_drop(cdc_snapshot *s);
+
 void cdc_snapshot_disconnect(cdc_snapshot *s)
 {
     if (s == NULL)
         return;
+    prefetch_drop(s);
     drop_window(s);
     cdc_snapread_close(s->r);
     cdc_snapread_close(s->marks);
@@ -527,6 +566,7 @@ bool cdc_snapshot_active(const cdc_snapshot *s)
 /* (Re)read the publication's tables, their columns and keys. */
 static int load_tables(cdc_snapshot *s, cdc_error *err)
 {
+    prefetch_drop(s); /* it holds the read session and reads a table of the old list */
     cdc_snap_tables_free(s->tables, s->ntables);
     s->tables = NULL;
     s->ntables = 0;
@@ -789,6 +829,7 @@ static int refresh_table(cdc_snapshot *s, size_t ti, cdc_error *err)
 
 static int start_chunk(cdc_snapshot *s, cdc_error *err)
 {
+    prefetch_drop(s); /* not taken up when its chunk was done: its rows are not the next */
     if (s->stale) {
         int lrc = load_tables(s, err);
         if (lrc < 0)
@@ -815,7 +856,7 @@ static int start_chunk(cdc_snapshot *s, cdc_error *err)
         s->table_marked = false;
     }
     s->ti = ti;
-    s->seq++;
+    s->seq = ++s->last_seq;
     char content[64];
     snprintf(content, sizeof(content), "%016" PRIx64 ":%" PRIu64 " low", s->run_id, s->seq);
     int rc = cdc_snapread_mark(s->marks, content, &s->low, err);
@@ -868,6 +909,163 @@ static int start_chunk(cdc_snapshot *s, cdc_error *err)
     return 0;
 }
 
+/* ------------------------------------------------------------------------
+ * Reading ahead
+ * ------------------------------------------------------------------------ */
+
+static void *prefetch_main(void *arg)
+{
+    prefetch *p = arg;
+    p->rc = cdc_snapread_table(p->r, p->publication, p->relid, &p->fresh, &p->err);
+    if (p->rc == CDC_ENOTFOUND) {
+        p->gone = true;
+        p->rc = 0;
+        return NULL;
+    }
+    if (p->rc < 0)
+        return NULL;
+    p->have_fresh = true;
+    if (p->fresh.nchunk != p->nafter)
+        return NULL; /* its key changed: not taken up, read as start_chunk reads it */
+    p->rc = cdc_snapread_chunk(p->r, &p->fresh, (const char *const *)p->after, p->limit, &p->rows,
+                               &p->err);
+    p->read_ms = now_ms();
+    return NULL;
+}
+
+static void prefetch_join(cdc_snapshot *s)
+{
+    if (s->pf.running) {
+        pthread_join(s->pf.thread, NULL);
+        s->pf.running = false;
+    }
+}
+
+static void prefetch_drop(cdc_snapshot *s)
+{
+    prefetch *p = &s->pf;
+    prefetch_join(s);
+    for (size_t k = 0; k < p->nafter; k++)
+        free(p->after[k]);
+    free(p->after);
+    cdc_snap_rows_free(p->rows);
+    if (p->have_fresh) {
+        cdc_snap_table *t = malloc(sizeof(*t));
+        if (t != NULL)
+            *t = p->fresh;
+        cdc_snap_tables_free(t, t ? 1 : 0); /* (frees t) */
+    }
+    memset(p, 0, sizeof(*p));
+}
+
+/*
+ * The high watermark of a chunk with more rows of its table after it was just written:
+ * write the next chunk's low watermark, and read its rows on a thread while the stream
+ * goes to the high watermark and the rows are handed over. Not for a one-pass read, the
+ * closing chunk, or when the tables are to be listed again. A thread that cannot be
+ * started leaves the read to start_chunk (the low watermark written is ignored).
+ */
+static int prefetch_start(cdc_snapshot *s, cdc_error *err)
+{
+    if (s->pass || s->ti >= s->ntables || !s->more || s->stale || s->nrows == 0 || s->pf.running ||
+        s->r == NULL)
+        return 0;
+    prefetch_drop(s);
+    prefetch *p = &s->pf;
+    const cdc_snap_table *t = &s->tables[s->ti];
+    if ((p->after = calloc(t->nchunk, sizeof(*p->after))) == NULL)
+        return 0;
+    for (size_t k = 0; k < t->nchunk; k++) {
+        cdc_event_value v = cdc_snap_rows_value(s->rows, s->nrows - 1, t->chunk[k]);
+        if ((p->after[k] = strndup(v.data ? v.data : "", v.len)) == NULL) {
+            prefetch_drop(s);
+            return 0;
+        }
+        p->nafter++;
+    }
+    p->r = s->r;
+    p->publication = s->publication;
+    p->relid = t->relid;
+    p->ti = s->ti;
+    p->limit = s->chunk_size + 1;
+    p->seq = ++s->last_seq;
+    char content[64];
+    snprintf(content, sizeof(content), "%016" PRIx64 ":%" PRIu64 " low", s->run_id, p->seq);
+    int rc = cdc_snapread_mark(s->marks, content, &p->low, err);
+    if (rc < 0) {
+        prefetch_drop(s);
+        return rc;
+    }
+    if (pthread_create(&p->thread, NULL, prefetch_main, p) != 0) {
+        prefetch_drop(s);
+        return 0;
+    }
+    p->running = true;
+    return 0;
+}
+
+/*
+ * A chunk is done (its rows handed over, the stream at its high watermark): take up the
+ * chunk read ahead when it is the one start_chunk would read now (same table, right after
+ * the chunk's last row, same key, tables not to be listed again), waiting for its read if
+ * need be. Otherwise it is dropped and start_chunk reads the next chunk itself.
+ */
+static void adopt_prefetch(cdc_snapshot *s)
+{
+    prefetch *p = &s->pf;
+    if (!p->running && p->rows == NULL && !p->have_fresh)
+        return;
+    prefetch_join(s);
+    bool ok = p->rc == 0 && !p->gone && p->have_fresh && p->rows != NULL && !s->stale && !s->done &&
+              p->ti < s->ntables && s->tables[p->ti].relid == p->relid &&
+              s->cur_relid == p->relid && s->after != NULL && s->nafter == p->nafter;
+    for (size_t k = 0; ok && k < p->nafter; k++)
+        ok = strcmp(s->after[k], p->after[k]) == 0;
+    const cdc_snap_table *old = ok ? &s->tables[p->ti] : NULL;
+    ok = ok && old->nchunk == p->fresh.nchunk;
+    for (size_t k = 0; ok && k < p->fresh.nchunk; k++)
+        ok = strcmp(old->cols[old->chunk[k]].name, p->fresh.cols[p->fresh.chunk[k]].name) == 0;
+    if (ok && p->fresh.ncols > old->ncols) {
+        cdc_event_value *v = realloc(s->vals, p->fresh.ncols * sizeof(*v));
+        ok = v != NULL;
+        if (v != NULL)
+            s->vals = v;
+    }
+    if (!ok) {
+        if (p->rc < 0)
+            cdc_log_debug("snapshot: the chunk read ahead is read again: %s", p->err.msg);
+        prefetch_drop(s);
+        return;
+    }
+    cdc_snap_table *was = malloc(sizeof(*was));
+    if (was == NULL) {
+        prefetch_drop(s);
+        return;
+    }
+    *was = s->tables[p->ti];
+    s->tables[p->ti] = p->fresh;
+    cdc_snap_tables_free(was, 1);
+    s->shape_cols = NULL;
+    p->have_fresh = false;
+    s->ti = p->ti;
+    s->seq = p->seq;
+    s->low = p->low;
+    s->rows = p->rows;
+    p->rows = NULL;
+    size_t n = cdc_snap_rows_count(s->rows);
+    s->more = n > s->chunk_size;
+    s->nrows = s->more ? s->chunk_size : n;
+    s->read_us = p->read_ms * 1000;
+    prefetch_drop(s);
+    if (build_hash(s) < 0) {
+        drop_window(s); /* out of memory: start_chunk reads it again */
+        return;
+    }
+    s->ws = W_READ;
+    s->seen_low = false;
+    s->conflict = false;
+}
+
 int cdc_snapshot_work(cdc_snapshot *s, cdc_lsn durable, cdc_error *err)
 {
     if (s == NULL)
@@ -887,18 +1085,22 @@ int cdc_snapshot_work(cdc_snapshot *s, cdc_lsn durable, cdc_error *err)
         return rc < 0 ? rc : 1;
     }
     if (s->ws == W_READ) {
-        /* the chunk before this one must be in a checkpoint first: a crash then repeats
-         * at most this one */
-        if (s->npend > 0 && s->pend[0].h > durable)
-            return 0;
+        /* the chunks before this one, but inflight - 1 of them, must be in a checkpoint
+         * first: a crash then repeats at most inflight chunks (this one included). Waiting
+         * for each chunk's delivery before the next is placed (inflight 1) leaves the
+         * stream idle for a delivery round trip per chunk. */
         if (s->npend > 0)
-            (void)cdc_snapshot_progress(s, durable);
+            (void)cdc_snapshot_progress(s, durable); /* leaves the undelivered ones */
+        if (s->npend >= s->inflight)
+            return 0;
         char content[64];
         snprintf(content, sizeof(content), "%016" PRIx64 ":%" PRIu64 " high", s->run_id, s->seq);
         int rc = cdc_snapread_mark(s->marks, content, &s->high, err);
         if (rc < 0)
             return rc;
         s->ws = W_WAIT_H;
+        if ((rc = prefetch_start(s, err)) < 0)
+            return rc;
         return 1;
     }
     return 0;
@@ -1187,6 +1389,7 @@ bool cdc_snapshot_mark(cdc_snapshot *s, const cdc_event *ev)
                                        "its window"
                                      : "a change in its window cannot be matched to its rows");
             }
+            prefetch_drop(s); /* it starts after this chunk's last row, which is read again */
             drop_window(s);
         } else {
             s->retries_in_row = 0;
@@ -1687,6 +1890,11 @@ static void show_progress(cdc_snapshot *s, bool force)
                    (unsigned long long)s->table_rows, size, rate, eta);
 }
 
+void cdc_snapshot_set_inflight(cdc_snapshot *s, size_t chunks)
+{
+    s->inflight = chunks ? chunks : 1;
+}
+
 void cdc_snapshot_set_log_every(cdc_snapshot *s, int64_t ms)
 {
     s->log_every_ms = ms > 0 ? ms : 10000;
@@ -1788,6 +1996,7 @@ cdc_lsn cdc_snapshot_chunk_done(cdc_snapshot *s)
         cdc_log_warning("out of memory recording snapshot progress");
     }
     drop_window(s);
+    adopt_prefetch(s);
     if (s->done) {
         /* nothing more to read: give the server its sessions back */
         cdc_snapread_close(s->r);
