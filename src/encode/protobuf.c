@@ -449,6 +449,8 @@ int cdc_enc__pb_value(cdc_encoder *e, const cdc_event *ev, int64_t now_us, cdc_b
         src.relation_id = ev->relid;
     }
     src.snapshot = ev->op == CDC_EVENT_READ;
+    if (src.snapshot)
+        src.snapshot_marker = (char *)(ev->snapshot ? ev->snapshot : "true");
     cdc_enc_pb_str(pb, &src.origin, ev->origin);
     msg.source = &src;
 

@@ -8,7 +8,8 @@ On one throwaway PostgreSQL 15, for a table of --rows rows of about 130 bytes:
 - COPY (FORMAT binary) TO STDOUT of the table, with 1 and 2 connections (key ranges): the
   floor of what reading costs the server;
 - pgcdc snapshot.mode = initial_only of the table into the test broker, JSON (rows/s from
-  pgcdc's own "reading" to "every table read" log lines, and the process's peak RSS);
+  pgcdc's own "reading" to "every table read" log lines, and the process's peak RSS), with
+  the default snapshot.max.inflight.chunks = 2 and again with 1;
 - pgcdc streaming the same rows (inserted after the slot in one transaction) with --endpos,
   rows/s from "streaming from slot" to "stopped at";
 - a 2 KB-row table (--wide rows) snapshot;
@@ -180,11 +181,16 @@ class Bench:
             "topic.prefix": name, "checkpoint.path": os.path.join(self.tmp, name + ".ckpt"),
             "kafka.bootstrap.servers": bootstrap, "log.level": "info", **extra})
 
-    def snapshot(self, pg, table, bootstrap, name, rows, watch=False):
+    def snapshot(self, pg, table, bootstrap, name, rows, watch=False, **extra):
         pub, slot = f"p_{name}", f"s_{name}"
-        pg.sql(f"CREATE PUBLICATION {pub} FOR TABLE {table}")
+        if not pg.sql_one("SELECT count(*) FROM pg_publication WHERE pubname = %s", (pub,)):
+            pg.sql(f"CREATE PUBLICATION {pub} FOR TABLE {table}")
         pg.sql(f"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')")
-        cfg = self.config(pg, pub, slot, bootstrap, name, **{"snapshot.mode": "initial_only"})
+        ckpt = os.path.join(self.tmp, name + ".ckpt")
+        if os.path.exists(ckpt):
+            os.remove(ckpt)
+        cfg = self.config(pg, pub, slot, bootstrap, name,
+                          **{"snapshot.mode": "initial_only", **extra})
         sampler = Sampler(pg, slot) if watch else None
         if sampler:
             sampler.start()
@@ -238,6 +244,13 @@ class Bench:
                     pg, "narrow", broker.bootstrap, "snap", a.rows)
                 log(f"snapshot: {r['snapshot_json']:.0f} rows/s, peak RSS "
                     f"{r['snapshot_json_rss_mb']:.1f} MB")
+                # each chunk waiting for the delivery of the one before it (the rows of a
+                # chunk read ahead all the same)
+                r["snapshot_json_inflight1"], _ = self.snapshot(
+                    pg, "narrow", broker.bootstrap, "snap", a.rows,
+                    **{"snapshot.max.inflight.chunks": 1})
+                log(f"snapshot, snapshot.max.inflight.chunks = 1: "
+                    f"{r['snapshot_json_inflight1']:.0f} rows/s")
                 r["stream_json"], r["stream_json_rss_mb"] = self.stream(
                     pg, NARROW, NARROW_FILL, "streamed", broker.bootstrap, a.rows)
                 log(f"streaming the same rows: {r['stream_json']:.0f} rows/s")
@@ -264,6 +277,7 @@ class Bench:
                         pg, "narrow", k.bootstrap, "kraft", a.rows)
                     log(f"real Kafka: {r['snapshot_kafka']:.0f} rows/s")
         r["ratio_to_stream"] = r["snapshot_json"] / r["stream_json"]
+        r["ratio_inflight2_to_1"] = r["snapshot_json"] / r["snapshot_json_inflight1"]
         r["ratio_to_copy_binary"] = r["snapshot_json"] / r["copy_binary_1"]
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()},
                          indent=2))

@@ -897,9 +897,11 @@ static void test_pb_read_and_reuse(void **state)
     cdc_event ev = users_event(CDC_EVENT_READ, NULL, CDC_EVENT_IMAGE_NONE, vals);
     ev.ncols = 300;
     ev.columns = cols;
+    ev.snapshot = "incremental";
     Pgcdc__V1__ChangeEvent *m = pb_value(f, &ev);
     assert_int_equal(m->op, PGCDC__V1__OP__OP_READ);
     assert_true(m->source->snapshot);
+    assert_string_equal(m->source->snapshot_marker, "incremental");
     assert_int_equal(m->n_after, 300);
     assert_pb_text(m->after[299], "c299", 25, "c299");
     pgcdc__v1__change_event__free_unpacked(m, NULL);
