@@ -106,9 +106,13 @@ typedef struct cdc_snapshot_info {
     uint32_t relid;           /* running: the table being read (those below are done) */
     uint64_t table_rows;      /* running: its rows delivered */
     int64_t table_started_ms; /* running: when its read began (Unix ms) */
+    uint32_t *only;           /* running an incremental round: its tables (sorted relids) */
+    size_t nonly;             /* 0: the round reads every published table */
+    size_t nthen;             /* tables asked for again, for the round after it */
 } cdc_snapshot_info;
-/* 0, or CDC_EPROTO when text is not a progress line. */
+/* 0, or CDC_EPROTO when text is not a progress line. Free with cdc_snapshot_info_free. */
 int cdc_snapshot_parse_progress(const char *text, cdc_snapshot_info *ret);
+void cdc_snapshot_info_free(cdc_snapshot_info *info);
 
 /* Counters for logs and status. */
 typedef struct cdc_snapshot_stats {

@@ -41,7 +41,9 @@ typedef struct status {
     uint64_t snap_rows;            /* running: its rows delivered */
     int64_t snap_est;              /* running: its estimated rows, -1 unknown */
     double snap_rate;              /* running: rows/s since its read began, 0 unknown */
-    size_t snap_done, snap_tables; /* running: tables done, of */
+    size_t snap_done, snap_tables; /* running: tables done, of (those of the round) */
+    bool snap_incremental;         /* the round reads the tables asked for, not all */
+    size_t snap_next;              /* tables asked for again, for the round after it */
     notes problems;
     notes warnings;
 } status;
@@ -150,8 +152,12 @@ static void gather_snapshot(status *st)
         return;
     }
     st->snap_state = info.none ? "none" : info.done ? "done" : "running";
-    if (info.none || info.done)
+    if (info.none || info.done) {
+        cdc_snapshot_info_free(&info);
         return;
+    }
+    st->snap_incremental = info.nonly > 0;
+    st->snap_next = info.nthen;
     st->snap_rows = info.table_rows;
     st->snap_est = -1;
     int64_t secs_ms = st->ckpt.written_at_ms - info.table_started_ms;
@@ -165,10 +171,16 @@ static void gather_snapshot(status *st)
         cdc_snapread_tables(r, st->cfg->publication_name, &t, &n, &err) < 0) {
         note(&st->warnings, "snapshot tables not looked up: %s", err.msg);
         cdc_snapread_close(r);
+        cdc_snapshot_info_free(&info);
         return;
     }
-    st->snap_tables = n;
     for (size_t i = 0; i < n; i++) {
+        bool in_round = info.nonly == 0;
+        for (size_t k = 0; k < info.nonly && !in_round; k++)
+            in_round = info.only[k] == t[i].relid;
+        if (!in_round)
+            continue;
+        st->snap_tables++;
         if (t[i].relid < info.relid)
             st->snap_done++;
         else if (st->snap_table[0] == '\0') {
@@ -180,6 +192,7 @@ static void gather_snapshot(status *st)
     }
     cdc_snap_tables_free(t, n);
     cdc_snapread_close(r);
+    cdc_snapshot_info_free(&info);
 }
 
 static void judge_checkpoint(status *st)
@@ -422,8 +435,9 @@ static void print_text(const status *st)
                      "topics: crash.recovery.wait)");
         if (st->snap_state && strcmp(st->snap_state, "running") == 0) {
             char line[256];
-            printf("  snapshot:            running, %zu of %zu tables done\n", st->snap_done,
-                   st->snap_tables);
+            printf("  snapshot:            running%s, %zu of %zu tables done%s\n",
+                   st->snap_incremental ? " (tables asked for while streaming)" : "", st->snap_done,
+                   st->snap_tables, st->snap_next ? "; more asked for, read after it" : "");
             if (st->snap_table[0])
                 printf("    %s: %s\n", st->snap_table, snapshot_line(st, line, sizeof(line)));
         } else if (st->snap_state) {
@@ -646,6 +660,8 @@ static void print_json(const status *st)
         if (st->snap_state && strcmp(st->snap_state, "running") == 0) {
             json_kv_int("tables_done", (int64_t)st->snap_done, false, &h);
             json_kv_int("tables", (int64_t)st->snap_tables, false, &h);
+            json_kv_bool("incremental", st->snap_incremental, &h);
+            json_kv_int("tables_asked_next", (int64_t)st->snap_next, false, &h);
             if (st->snap_table[0])
                 json_kv_str("table", st->snap_table, &h);
             json_kv_int("rows", (int64_t)st->snap_rows, false, &h);

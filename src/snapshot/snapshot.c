@@ -440,7 +440,12 @@ int cdc_snapshot_parse_progress(const char *text, cdc_snapshot_info *ret)
                                .none = s->done && strncmp(text, "done", 4) != 0,
                                .relid = s->cur_relid,
                                .table_rows = s->table_rows,
-                               .table_started_ms = s->table_start_ms};
+                               .table_started_ms = s->table_start_ms,
+                               .only = rc < 0 ? NULL : s->only,
+                               .nonly = rc < 0 ? 0 : s->nonly,
+                               .nthen = s->nthen};
+    if (rc == 0)
+        s->only = NULL; /* the caller's now */
     free_after(s);
     free(s->only);
     free(s->then);
@@ -449,6 +454,13 @@ int cdc_snapshot_parse_progress(const char *text, cdc_snapshot_info *ret)
     free(s->sig_table);
     free(s);
     return rc < 0 ? CDC_EPROTO : 0;
+}
+
+void cdc_snapshot_info_free(cdc_snapshot_info *info)
+{
+    free(info->only);
+    info->only = NULL;
+    info->nonly = 0;
 }
 
 int cdc_snapshot_new(const char *progress, size_t chunk_size, const char *slot,

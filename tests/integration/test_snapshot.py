@@ -792,6 +792,20 @@ class SnapshotKafkaTest(TestCase):
         kafka.rtt("all", 3000)
         # line's relid is below fullpk's: once line is read, fullpk is not part of the round
         self.assertEqual(run_pgcdc(["snapshot", "-c", cfg, "--tables", "line"]).returncode, 0)
+        # pgcdc status counts the round's tables, not every published one
+        deadline = time.monotonic() + 60
+        while True:
+            snap = json.loads(run_pgcdc(["status", "-c", cfg, "--json"], timeout=30).stdout)[
+                "checkpoint"]["snapshot"]
+            if snap["state"] == "running":
+                break
+            self.assertLess(time.monotonic(), deadline, f"no running round in status: {snap}")
+            time.sleep(0.2)
+        self.assertEqual((snap["incremental"], snap["tables"], snap["table"]),
+                         (True, 1, "public.line"), snap)
+        text = run_pgcdc(["status", "-c", cfg], timeout=30).stdout
+        self.assertRegex(text, r"snapshot: +running \(tables asked for while streaming\), 0 of 1 "
+                               r"tables done")
         p.wait_for_output(r'snapshot: "public.line" done', timeout=120)
         self.assertEqual(run_pgcdc(["snapshot", "-c", cfg, "--tables", "fullpk"]).returncode, 0)
         p.wait_for_output(r"snapshot requested at \S+: running .* then ", timeout=60)
