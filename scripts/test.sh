@@ -3,7 +3,7 @@
 #
 # Suites: unit (no network), integration (real PostgreSQL and Kafka: the test
 # broker, a real Apache Kafka in KRaft mode, PostgreSQL 13 to 18),
-# the unit suite again under AddressSanitizer + UBSan, and the decoder's unit
+# the unit suite (and a few snapshot cases) again under AddressSanitizer + UBSan, and the decoder's unit
 # tests (every fixture cut at every byte, the fuzz corpus) under valgrind, and
 # a short libFuzzer run of the decoder (clang, ASan+UBSan) so the fuzz target
 # keeps building. Not run by default: "fresh", scripts/fresh-check.sh --reduced
@@ -67,6 +67,8 @@ if [[ " $SUITES " == *" asan "* ]]; then
   if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
       run_suite build-asan unit
+    # a few snapshot cases with the sanitized pgcdc (its environment sets the options)
+    [[ " $SUITES " == *" integration "* ]] && run_suite build-asan asan-integration
   else
     echo "test.sh: sanitizer build failed" >&2; failed_build=$((failed_build + 1))
   fi

@@ -42,8 +42,8 @@ void cdc_snapshot_free(cdc_snapshot *s);
 int cdc_snapshot_set_signal_table(cdc_snapshot *s, const char *name, cdc_error *err);
 
 /* Chunks placed in the stream (high watermark written) while the ones before them are
- * not yet delivered, at most (default 1; snapshot.max.inflight.chunks): a crash reads
- * at most that many again. */
+ * not yet delivered, at most (1 unless set; the setting snapshot.max.inflight.chunks
+ * defaults to 2): a crash reads at most that many again. */
 void cdc_snapshot_set_inflight(cdc_snapshot *s, size_t chunks);
 
 /* A progress line in the log every ms while a table is read (default 10 s). */
@@ -75,8 +75,10 @@ void cdc_snapshot_txn(cdc_snapshot *s, uint32_t xid, cdc_lsn commit_lsn);
 /* A logical message: true when it is a pgcdc watermark or a request to this slot
  * (CDC_SIGNAL_PREFIX, pgcdc snapshot; never published). */
 bool cdc_snapshot_mark(cdc_snapshot *s, const cdc_event *ev);
-/* A streamed change (insert, update, delete, truncate) as the sink sees it. */
-void cdc_snapshot_change(cdc_snapshot *s, const cdc_event *ev);
+/* A streamed change (insert, update, delete, truncate) as the sink sees it. 0, or an
+ * error when a signal row (signal.data.collection) cannot be acted on for now (the
+ * stream reconnects and the row comes again). */
+int cdc_snapshot_change(cdc_snapshot *s, const cdc_event *ev, cdc_error *err);
 
 /* True while a chunk's rows wait to be handed to the sink (the stream waits). */
 bool cdc_snapshot_emitting(const cdc_snapshot *s);

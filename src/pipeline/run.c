@@ -125,8 +125,11 @@ static int on_event(const cdc_event *ev, void *arg)
             return krc;
         ev = &rekeyed;
     }
-    if (ev->op != CDC_EVENT_MESSAGE)
-        cdc_snapshot_change(st->snap, ev);
+    if (ev->op != CDC_EVENT_MESSAGE) {
+        int src = cdc_snapshot_change(st->snap, ev, &st->cb_err);
+        if (src < 0)
+            return src;
+    }
     int rc = st->sink->ops->event(st->sink, ev, seq, &st->cb_err);
     if (rc < 0)
         return rc;
@@ -698,6 +701,7 @@ int cdc_run(const cdc_run_opts *opts, cdc_error *err)
         bool first = attempt == 0;
         cdc_err_clear(err);
         rc = session(&st, first ? (have_ckpt ? &saved : NULL) : &st.ckpt, first, err);
+        cdc_log_status(NULL); /* a snapshot's progress line: stale from here on */
         if (rc == CDC_ENOTFOUND && !first && strstr(err->msg, "replication slot") != NULL) {
             /* it was there when this run started: someone dropped it under pgcdc */
             cdc_err_clear(err);

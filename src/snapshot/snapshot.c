@@ -143,7 +143,8 @@ struct cdc_snapshot {
     size_t emit_i;
     uint64_t ordinal;
     int64_t read_us;
-    cdc_event_value *vals;
+    cdc_event_value *vals; /* room for nvals values: the widest table read */
+    size_t nvals;
     /* a streamed table's chunk key column indexes, per columns array seen */
     const cdc_event_column *map_cols;
     const cdc_event_column *shape_cols; /* the last columns compared with a table's */
@@ -592,8 +593,10 @@ static int load_tables(cdc_snapshot *s, cdc_error *err)
         if (s->tables[i].ncols > maxcols)
             maxcols = s->tables[i].ncols;
     free(s->vals);
+    s->nvals = 0;
     if ((s->vals = calloc(maxcols, sizeof(*s->vals))) == NULL)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
+    s->nvals = maxcols;
     s->st.tables = s->ntables;
     s->st.tables_done = 0;
     for (size_t i = 0; i < s->ntables; i++)
@@ -796,6 +799,27 @@ static size_t next_table(cdc_snapshot *s)
 /* Read table ti's columns again before each chunk of it: a column added, dropped or
  * retyped since is read as it is now (the stream's events carry it from their next
  * change). 1 when the table is no longer published (it is skipped), 0, or an error. */
+/* Write a watermark on the watermark session, opening it again when a failed look at the
+ * tables (snapshot.new.tables, a signal) closed it. */
+static int mark(cdc_snapshot *s, const char *content, cdc_lsn *ret, cdc_error *err)
+{
+    int rc = s->marks ? 0 : cdc_snapread_open(s->dsn, &s->marks, err);
+    return rc < 0 ? rc : cdc_snapread_mark(s->marks, content, ret, err);
+}
+
+/* Room in s->vals for a row of n columns; it only grows (it serves every table). */
+static int vals_room(cdc_snapshot *s, size_t n)
+{
+    if (n <= s->nvals)
+        return 0;
+    cdc_event_value *v = realloc(s->vals, n * sizeof(*v));
+    if (v == NULL)
+        return -1;
+    s->vals = v;
+    s->nvals = n;
+    return 0;
+}
+
 static int refresh_table(cdc_snapshot *s, size_t ti, cdc_error *err)
 {
     cdc_snap_table fresh;
@@ -807,16 +831,12 @@ static int refresh_table(cdc_snapshot *s, size_t ti, cdc_error *err)
     }
     if (rc < 0)
         return rc;
-    if (fresh.ncols > s->tables[ti].ncols) {
-        cdc_event_value *v = realloc(s->vals, fresh.ncols * sizeof(*v));
-        if (v == NULL) {
-            cdc_snap_table *tmp = malloc(sizeof(*tmp));
-            if (tmp)
-                *tmp = fresh;
-            cdc_snap_tables_free(tmp, tmp ? 1 : 0);
-            return cdc_err(err, CDC_ENOMEM, "out of memory");
-        }
-        s->vals = v;
+    if (vals_room(s, fresh.ncols) < 0) {
+        cdc_snap_table *tmp = malloc(sizeof(*tmp));
+        if (tmp)
+            *tmp = fresh;
+        cdc_snap_tables_free(tmp, tmp ? 1 : 0);
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
     }
     cdc_snap_table *old = malloc(sizeof(*old));
     if (old == NULL)
@@ -871,7 +891,7 @@ static int start_chunk(cdc_snapshot *s, cdc_error *err)
     s->seq = ++s->last_seq;
     char content[64];
     snprintf(content, sizeof(content), "%016" PRIx64 ":%" PRIu64 " low", s->run_id, s->seq);
-    int rc = cdc_snapread_mark(s->marks, content, &s->low, err);
+    int rc = mark(s, content, &s->low, err);
     if (rc < 0)
         return rc;
     s->nrows = 0;
@@ -979,8 +999,8 @@ static void prefetch_drop(cdc_snapshot *s)
  */
 static int prefetch_start(cdc_snapshot *s, cdc_error *err)
 {
-    if (s->pass || s->ti >= s->ntables || !s->more || s->stale || s->nrows == 0 || s->pf.running ||
-        s->r == NULL)
+    if (s->pass || s->conflict || s->ti >= s->ntables || !s->more || s->stale || s->nrows == 0 ||
+        s->pf.running || s->r == NULL)
         return 0;
     prefetch_drop(s);
     prefetch *p = &s->pf;
@@ -1003,7 +1023,7 @@ static int prefetch_start(cdc_snapshot *s, cdc_error *err)
     p->seq = ++s->last_seq;
     char content[64];
     snprintf(content, sizeof(content), "%016" PRIx64 ":%" PRIu64 " low", s->run_id, p->seq);
-    int rc = cdc_snapread_mark(s->marks, content, &p->low, err);
+    int rc = mark(s, content, &p->low, err);
     if (rc < 0) {
         prefetch_drop(s);
         return rc;
@@ -1037,12 +1057,7 @@ static void adopt_prefetch(cdc_snapshot *s)
     ok = ok && old->nchunk == p->fresh.nchunk;
     for (size_t k = 0; ok && k < p->fresh.nchunk; k++)
         ok = strcmp(old->cols[old->chunk[k]].name, p->fresh.cols[p->fresh.chunk[k]].name) == 0;
-    if (ok && p->fresh.ncols > old->ncols) {
-        cdc_event_value *v = realloc(s->vals, p->fresh.ncols * sizeof(*v));
-        ok = v != NULL;
-        if (v != NULL)
-            s->vals = v;
-    }
+    ok = ok && vals_room(s, p->fresh.ncols) == 0;
     if (!ok) {
         if (p->rc < 0)
             cdc_log_debug("snapshot: the chunk read ahead is read again: %s", p->err.msg);
@@ -1107,7 +1122,7 @@ int cdc_snapshot_work(cdc_snapshot *s, cdc_lsn durable, cdc_error *err)
             return 0;
         char content[64];
         snprintf(content, sizeof(content), "%016" PRIx64 ":%" PRIu64 " high", s->run_id, s->seq);
-        int rc = cdc_snapread_mark(s->marks, content, &s->high, err);
+        int rc = mark(s, content, &s->high, err);
         if (rc < 0)
             return rc;
         s->ws = W_WAIT_H;
@@ -1283,8 +1298,9 @@ static int push_pending(cdc_snapshot *s, cdc_lsn h, char *text);
 /*
  * A request (pgcdc snapshot) at position at: tables not yet reached in this round join it
  * (an incremental round) or are read anyway (a round of every table); the others are
- * read again in a round after this one. The progress a checkpoint at or after at
- * records includes the request, so a crash does not lose it.
+ * read again in a round after this one. The progress a checkpoint past at records
+ * includes the request, so a crash does not lose it, and one at at does not (it replays
+ * the request).
  */
 static void request(cdc_snapshot *s, const char *list, size_t len, cdc_lsn at)
 {
@@ -1339,7 +1355,9 @@ static void request(cdc_snapshot *s, const char *list, size_t len, cdc_lsn at)
         s->stale = true; /* opened by open_sessions, which lists them */
     free(want);
     char *text = rc == 0 ? render_progress(s) : NULL;
-    if (text == NULL || push_pending(s, at, text) < 0) {
+    /* at + 1: a checkpoint at at itself replays the request (the message, or the
+     * transaction whose commit record starts there), which would ask again */
+    if (text == NULL || push_pending(s, at + 1, text) < 0) {
         free(text);
         cdc_log_warning("out of memory recording a snapshot request; it is read again after a "
                         "restart");
@@ -1445,29 +1463,35 @@ static const char *signal_text(const cdc_event *ev, size_t col, size_t *len)
     return ev->after[col].data;
 }
 
-/* The tables an execute-snapshot signal names, as a request's relid list; 0 or -1 (logged). */
+/*
+ * The tables an execute-snapshot signal names, as a request's relid list: 0, 1 when the
+ * signal is ignored (logged), or an error when the tables cannot be listed (the stream
+ * then reconnects and the row, not yet in a checkpoint, comes again).
+ */
 static int signal_tables(cdc_snapshot *s, const cdc_signal *sig, const char *id, cdc_buf *ids,
-                         cdc_buf *names)
+                         cdc_buf *names, cdc_error *err)
 {
     cdc_error e = {0};
     cdc_snap_table *t = NULL;
     uint32_t *got = NULL;
     size_t n = 0, count = 0, ngot = 0;
-    if (s->dsn == NULL || (s->marks == NULL && cdc_snapread_open(s->dsn, &s->marks, &e) < 0) ||
-        cdc_snapread_tables(s->marks, s->publication, &t, &n, &e) < 0) {
-        cdc_log_warning("signal \"%s\": cannot list the publication's tables: %s; the signal "
-                        "is ignored (insert it again)",
-                        id, e.msg);
-        cdc_snapread_close(s->marks);
+    int lrc = s->marks ? 0 : cdc_snapread_open(s->dsn, &s->marks, &e);
+    if (lrc == 0)
+        lrc = cdc_snapread_tables(s->marks, s->publication, &t, &n, &e);
+    if (lrc < 0) {
+        cdc_snapread_close(s->marks); /* mark() opens it again */
         s->marks = NULL;
-        return -1;
+        cdc_err(err, lrc == CDC_EPGCONN ? CDC_EPGCONN : CDC_EPG, "signal \"%s\": %s", id, e.msg);
+        cdc_err_detail(err, "the signal's tables are listed when its row is streamed");
+        cdc_err_hint(err, "pgcdc reconnects and reads the signal again");
+        return err->code;
     }
     int rc = 0;
     for (size_t k = 0; k < sig->ncollections && rc == 0; k++) {
         cdc_signal_pattern *p = NULL;
         if (cdc_signal_pattern_new(sig->collections[k], &p, &e) < 0) {
             cdc_log_warning("signal \"%s\": %s; the signal is ignored", id, e.msg);
-            rc = -1;
+            rc = 1;
             break;
         }
         size_t matched = 0;
@@ -1487,7 +1511,7 @@ static int signal_tables(cdc_snapshot *s, const cdc_signal *sig, const char *id,
             if (set_add(&got, &ngot, t[i].relid) < 0 ||
                 cdc_buf_printf(ids, "%s%" PRIu32, count ? "," : "", t[i].relid) < 0 ||
                 cdc_buf_printf(names, "%s%s.%s", count ? ", " : "", t[i].schema, t[i].table) < 0)
-                rc = -1;
+                rc = cdc_err(err, CDC_ENOMEM, "out of memory");
             count++;
         }
         if (matched == 0)
@@ -1501,11 +1525,12 @@ static int signal_tables(cdc_snapshot *s, const cdc_signal *sig, const char *id,
         cdc_log_warning("signal \"%s\" names %zu tables; at most 1000 at once: the signal is "
                         "ignored",
                         id, count);
-        rc = -1;
+        rc = 1;
     }
-    if (rc == 0 &&
-        (count == 0 || cdc_buf_append(ids, "", 1) < 0 || cdc_buf_append(names, "", 1) < 0))
-        rc = -1;
+    if (rc == 0 && count == 0)
+        rc = 1; /* each expression was named in a warning */
+    else if (rc == 0 && (cdc_buf_append(ids, "", 1) < 0 || cdc_buf_append(names, "", 1) < 0))
+        rc = cdc_err(err, CDC_ENOMEM, "out of memory");
     return rc;
 }
 
@@ -1514,7 +1539,7 @@ static int signal_tables(cdc_snapshot *s, const cdc_signal *sig, const char *id,
  * request at its transaction's commit, exactly as pgcdc snapshot's message does (a crash
  * before a checkpoint passes the commit streams the row, and so the request, again).
  */
-static void signal_row(cdc_snapshot *s, const cdc_event *ev)
+static int signal_row(cdc_snapshot *s, const cdc_event *ev, cdc_error *err)
 {
     size_t idlen, tlen, dlen;
     const char *idp = signal_text(ev, 0, &idlen);
@@ -1526,15 +1551,16 @@ static void signal_row(cdc_snapshot *s, const cdc_event *ev)
         cdc_log_warning("signal.data.collection \"%s.%s\" has %zu column%s; a signal needs "
                         "three (id, type, data): the row is ignored",
                         s->sig_schema, s->sig_table, ev->ncols, ev->ncols == 1 ? "" : "s");
-        return;
+        return 0;
     }
     cdc_signal sig;
     cdc_error e = {0};
+    int rc = 0;
     if (cdc_signal_parse(type, tlen, data, dlen, &sig, &e) < 0) {
         cdc_log_msg(CDC_LOG_WARNING, e.detail, e.hint, "signal \"%s\" (%s) is ignored: %s", id,
                     sig.type ? sig.type : "no type", e.msg);
         cdc_signal_free(&sig);
-        return;
+        return 0;
     }
     if (sig.kind == CDC_SIGNAL_LOG) {
         cdc_log_info("signal \"%s\": %s", id, sig.message);
@@ -1544,7 +1570,8 @@ static void signal_row(cdc_snapshot *s, const cdc_event *ev)
                         id, sig.type);
     } else {
         cdc_buf ids = {0}, names = {0};
-        if (signal_tables(s, &sig, id, &ids, &names) == 0) {
+        rc = signal_tables(s, &sig, id, &ids, &names, err);
+        if (rc == 0) {
             cdc_log_info("signal \"%s\": execute-snapshot of %s%s", id, (const char *)names.data,
                          sig.blocking ? " (blocking asked: read incrementally, the stream goes "
                                         "on)"
@@ -1555,6 +1582,7 @@ static void signal_row(cdc_snapshot *s, const cdc_event *ev)
         cdc_buf_free(&names);
     }
     cdc_signal_free(&sig);
+    return rc < 0 ? rc : 0;
 }
 
 /* Index into s->map for the columns of ev (the chunk table's key by name). */
@@ -1684,20 +1712,23 @@ static bool same_shape(const cdc_snap_table *t, const cdc_event *ev)
     return true;
 }
 
-void cdc_snapshot_change(cdc_snapshot *s, const cdc_event *ev)
+int cdc_snapshot_change(cdc_snapshot *s, const cdc_event *ev, cdc_error *err)
 {
     if (s == NULL)
-        return;
+        return 0;
     if (s->sig_table != NULL && ev->op == CDC_EVENT_INSERT &&
-        strcmp(ev->table, s->sig_table) == 0 && strcmp(ev->schema, s->sig_schema) == 0)
-        signal_row(s, ev);
+        strcmp(ev->table, s->sig_table) == 0 && strcmp(ev->schema, s->sig_schema) == 0) {
+        int rc = signal_row(s, ev, err);
+        if (rc < 0)
+            return rc;
+    }
     if (s->cur_txn != NULL && s->cur_txn->xid == ev->xid) {
         s->cur_txn->rels |= relid_bit(ev->relid);
         for (size_t i = 0; ev->op == CDC_EVENT_TRUNCATE && i < ev->truncate.nrels; i++)
             s->cur_txn->rels |= relid_bit(ev->truncate.rels[i].relid);
     }
     if (s->done)
-        return;
+        return 0;
     if (ev->columns != s->shape_cols && ev->relid >= s->cur_relid && ev->op != CDC_EVENT_TRUNCATE) {
         /* a new relation description (one per schema change, and after each reconnect):
          * if a table still to be read changed shape or name, read its columns again, and
@@ -1711,7 +1742,7 @@ void cdc_snapshot_change(cdc_snapshot *s, const cdc_event *ev)
             }
     }
     if (!s->seen_low || s->rows == NULL || s->conflict || (s->ws != W_READ && s->ws != W_WAIT_H))
-        return;
+        return 0;
     const cdc_snap_table *t = &s->tables[s->ti];
     if (s->pass) {
         /* the pass reads the table as its snapshot saw it; a change in the window that
@@ -1721,20 +1752,20 @@ void cdc_snapshot_change(cdc_snapshot *s, const cdc_event *ev)
             touches |= ev->truncate.rels[i].relid == t->relid;
         if (touches && !visible(s, ev->xid))
             s->conflict = true;
-        return;
+        return 0;
     }
     if (ev->op == CDC_EVENT_TRUNCATE) {
         for (size_t i = 0; i < ev->truncate.nrels; i++)
             if (ev->truncate.rels[i].relid == t->relid)
                 for (size_t r = 0; r < s->nrows; r++)
                     s->dropped[r] = true;
-        return;
+        return 0;
     }
     if (ev->relid != t->relid || t->nchunk == 0)
-        return;
+        return 0;
     if (map_columns(s, ev) < 0) {
         s->conflict = true;
-        return;
+        return 0;
     }
     /* A new row with an unchanged TOAST value does not carry the whole row: a consumer that
      * never had the row cannot complete it. If the read saw the change, its row has every
@@ -1755,6 +1786,7 @@ void cdc_snapshot_change(cdc_snapshot *s, const cdc_event *ev)
     } else if (ev->op == CDC_EVENT_DELETE) {
         s->conflict = true; /* a delete without its key: cannot tell which row */
     }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -1879,10 +1911,18 @@ static void show_progress(cdc_snapshot *s, bool force)
     if (!force && now - s->last_status_ms < 250)
         return;
     s->last_status_ms = now;
+    /* the round's tables: every published one, or those asked for */
+    size_t done = s->st.tables_done, total = s->st.tables;
+    if (s->only != NULL) {
+        done = 0;
+        total = s->nonly;
+        for (size_t k = 0; k < s->nonly; k++)
+            done += s->only[k] < s->cur_relid;
+    }
     const cdc_snap_table *t = s->ti < s->ntables ? &s->tables[s->ti] : NULL;
     if (t == NULL || s->table_rows == 0) {
-        cdc_log_status("snapshot: %zu of %zu tables done, %llu rows", s->st.tables_done,
-                       s->st.tables, (unsigned long long)s->st.rows);
+        cdc_log_status("snapshot: %zu of %zu tables done, %llu rows", done, total,
+                       (unsigned long long)s->st.rows);
         return;
     }
     double secs = (double)(now - s->table_start_ms) / 1000.0;
@@ -1898,7 +1938,7 @@ static void show_progress(cdc_snapshot *s, bool force)
         snprintf(eta, sizeof(eta), ", about %.0f s to go",
                  (double)((uint64_t)t->est_rows - s->table_rows) / rate);
     cdc_log_status("snapshot: table %zu of %zu, \"%s.%s\": %llu%s, %.0f rows/s%s",
-                   s->st.tables_done + 1, s->st.tables, t->schema, t->table,
+                   done + 1 > total ? total : done + 1, total, t->schema, t->table,
                    (unsigned long long)s->table_rows, size, rate, eta);
 }
 

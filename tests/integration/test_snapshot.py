@@ -267,6 +267,31 @@ class SnapshotModesTest(TestCase):
         self.assertIn("the checkpoint records the snapshot as done; nothing to do", r.stderr)
         self.assertEqual(r.stdout, "")
 
+    def on_a_terminal(self, args, stop_at=None):
+        """Run pgcdc ARGS with stderr on a 90-column pseudo-terminal; SIGTERM it once its
+        output matches stop_at. (what it wrote there, exit code)."""
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 90, 0, 0))
+        p = subprocess.Popen([pgcdc_test.proc.pgcdc_bin(), *args], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=slave,
+                             env={**os.environ, "TERM": "xterm"})
+        os.close(slave)
+        chunks = []
+        stopped = False
+        while True:
+            try:
+                b = os.read(master, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not b:
+                break
+            chunks.append(b)
+            if stop_at and not stopped and re.search(stop_at, b"".join(chunks).decode()):
+                p.send_signal(signal.SIGTERM)
+                stopped = True
+        os.close(master)
+        return b"".join(chunks).decode(), p.wait(60)
+
     def test_progress_on_a_terminal_and_in_the_log(self):
         """initial_only run from a terminal shows a progress line, redrawn in place under
         the log lines and cut to the terminal's width; the log (not a terminal) has a
@@ -276,24 +301,8 @@ class SnapshotModesTest(TestCase):
                                                    "snapshot.chunk.size": 200})
         if pg.version < 14:
             self.skipTest("snapshots need PostgreSQL 14 (the refusal is tested above)")
-        master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 90, 0, 0))
-        p = subprocess.Popen([pgcdc_test.proc.pgcdc_bin(), "start", "-c", cfg, "--sink", "stdout"],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave,
-                             env={**os.environ, "TERM": "xterm"})
-        os.close(slave)
-        chunks = []
-        while True:
-            try:
-                b = os.read(master, 65536)
-            except OSError:  # EIO: the process closed the terminal
-                break
-            if not b:
-                break
-            chunks.append(b)
-        os.close(master)
-        self.assertEqual(p.wait(60), 0)
-        out = b"".join(chunks).decode()
+        out, rc = self.on_a_terminal(["start", "-c", cfg, "--sink", "stdout"])
+        self.assertEqual(rc, 0)
         draws = re.findall(r"\r([^\r\n\x1b]*)\x1b\[K", out)
         lines = [d for d in draws if d]
         # the whole line ends "..., about N s to go", longer than the terminal's 90 columns
@@ -314,6 +323,19 @@ class SnapshotModesTest(TestCase):
         self.assertNotIn("rows/s", tail)
         self.assertTrue(out[:out.index("snapshot: every table read")].rstrip(
             "0123456789-:.TZ pgcdc[]info").endswith("\x1b[K"))
+
+        # stopped in the middle: the line is erased before pgcdc's last lines
+        os.remove(ckpt)
+        pg.sql("SELECT pg_drop_replication_slot('pgcdc')")
+        pg.sql("SELECT pg_create_logical_replication_slot('pgcdc', 'pgoutput')")
+        out, rc = self.on_a_terminal(["start", "-c", cfg, "--sink", "stdout"],
+                                     stop_at=r'"public\.acct": [1-9]\d* of')
+        self.assertEqual(rc, 0)
+        self.assertNotIn("every table read", out)
+        last_draw = out.rindex("rows/s")
+        self.assertIn("\r\x1b[K", out[last_draw:], "not erased")
+        self.assertRegex(out[last_draw:], r"\r\x1b\[K[^\x1b]*stopped at ")  # nothing drawn after
+        self.assertTrue(out.rstrip("\r\n").endswith("events"), repr(out[-200:]))
 
         # the same without a terminal: log lines only, with the periodic progress line
         os.remove(ckpt)
@@ -490,6 +512,34 @@ class SnapshotModesTest(TestCase):
         self.assertEqual(set(got), {("t", ("ab", "")), ("t", ("ab", "x")), ("t", ("ab", "y")),
                                     ("t", ("ac", "z")), ("u", ("",)), ("u", ("m",)),
                                     ("u", ("n",))})
+
+    def test_a_table_gaining_a_column_during_its_read_then_a_wider_one(self):
+        """A table that gains a column while it is read (no change after it, so only the
+        per-chunk look at its columns sees it), and then a wider table: every row of both
+        comes whole. (The row buffer shrank to the first table's new width here, and the
+        wider table's rows were written past its end: the ASan build aborted.)"""
+        cols = ", ".join(f"c{i} int DEFAULT {i}" for i in range(1, 10))
+        pg, cfg, ckpt = self.small_source(
+            ["CREATE TABLE a (id int PRIMARY KEY, v int)",
+             f"CREATE TABLE b (id int PRIMARY KEY, {cols})",
+             "INSERT INTO a SELECT g, 0 FROM generate_series(1, 3000) g",
+             "INSERT INTO b (id) SELECT g FROM generate_series(1, 50) g"],
+            "a, b", {"snapshot.mode": "initial_only", "snapshot.chunk.size": 5})
+        p = self.start_pgcdc(["start", "-c", cfg, "--sink", "stdout"])
+        p.wait_for_output(r'snapshot: reading "public.a"', timeout=60)
+        pg.sql("ALTER TABLE a ADD COLUMN z int DEFAULT 7")
+        self.assertEqual(p.wait(120), 0, p.stderr()[-3000:])
+        evs = events_of(p.stdout())
+        a = [e["after"] for e in evs if e["table"] == "a"]
+        b = [e["after"] for e in evs if e["table"] == "b"]
+        self.assertEqual(sorted(int(r["id"]) for r in a), list(range(1, 3001)))
+        # the column came during the read: the first rows lack it, the last have it
+        self.assertNotIn("z", a[0])
+        self.assertEqual(a[-1].get("z"), "7", "the last chunks of a lack its new column")
+        self.assertEqual(len(b), 50)
+        for r in b:
+            self.assertEqual([r[f"c{i}"] for i in range(1, 10)], [str(i) for i in range(1, 10)],
+                             r)
 
     def test_a_table_the_role_cannot_read_stops_with_the_grant(self):
         pg, cfg, ckpt = self.source(rows=100, **{"snapshot.mode": "initial"})
@@ -738,6 +788,39 @@ class SnapshotKafkaTest(TestCase):
         sig = [m["event"]["after"]["id"] for m in msgs
                if m["topic"].endswith(".dbz_signal") and m["event"]]
         self.assertEqual(sig, ["bad-1", "cond-1", "log-1", "pause-1", "snap-1"])
+
+    @pgcdc_test.testbroker_only("a 3 s round trip is injected")
+    def test_a_signal_whose_tables_cannot_be_listed(self):
+        """A signal row that arrives when pgcdc's SQL sessions were cut (here terminated,
+        while a slow broker holds the snapshot between chunks) is not lost: pgcdc
+        reconnects, the row comes again and is acted on. (The failed listing left no
+        watermark session, and the next watermark crashed pgcdc.)"""
+        pg, kafka, cfg, ckpt, topics = self.setup_source(inflight=1)
+        pg.sql("CREATE TABLE dbz_signal (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, "
+               "data varchar(2048))")
+        pg.sql("ALTER PUBLICATION pgcdc ADD TABLE dbz_signal")
+        kafka.create_topic(f"{PREFIX}.public.dbz_signal", 1)
+        with open(cfg, "a") as f:
+            f.write("signal.data.collection = public.dbz_signal\nsnapshot.new.tables = false\n"
+                    "reconnect.backoff.min = 100ms\n")
+        p = self.start_pgcdc(["start", "-c", cfg])
+        p.wait_for_output(r'snapshot: reading "public.acct"', timeout=60)
+        kafka.rtt("all", 3000)
+        time.sleep(4)  # the next chunk waits for the delivery of the one before
+        pg.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               "WHERE application_name = 'pgcdc' AND backend_type = 'client backend'")
+        pg.sql("INSERT INTO dbz_signal VALUES ('s1', 'execute-snapshot', "
+               "'{\"data-collections\": [\"public.line\"]}')")
+        time.sleep(1.5)  # streamed while the next chunk still waits
+        kafka.rtt("all", 0)
+        p.wait_for_output(r'signal "s1": execute-snapshot of public.line', timeout=90)
+        self.assertTrue(p.alive(), p.stderr()[-3000:])
+        self.wait_snapshot(p, ckpt, lambda s: s == "done")
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        err = p.stderr()
+        self.assertIn("reconnecting to postgresql", err)
+        self.assertIn('signal "s1": execute-snapshot of public.line', err)
 
     def test_a_table_added_to_the_publication(self):
         """snapshot.new.tables (the default): a table added to the publication while pgcdc
