@@ -97,6 +97,8 @@ int cdc_snapread_fetch(cdc_snapread *r, size_t limit, cdc_snap_rows **ret, cdc_e
 void cdc_snapread_pass_end(cdc_snapread *r);
 
 size_t cdc_snap_rows_count(const cdc_snap_rows *rows);
+/* Bytes the rows hold in memory. */
+size_t cdc_snap_rows_bytes(const cdc_snap_rows *rows);
 /* Column col of row i as an event value (TEXT or NULL), valid while rows lives. */
 cdc_event_value cdc_snap_rows_value(const cdc_snap_rows *rows, size_t i, size_t col);
 /* The chunk's snapshot: transactions it does not see are the in-progress ones

@@ -600,6 +600,11 @@ void cdc_snapread_pass_end(cdc_snapread *r)
         PQclear(PQexec(r->conn, "ROLLBACK"));
 }
 
+size_t cdc_snap_rows_bytes(const cdc_snap_rows *rows)
+{
+    return rows && rows->res ? PQresultMemorySize(rows->res) : 0;
+}
+
 size_t cdc_snap_rows_count(const cdc_snap_rows *rows)
 {
     return rows->n;

@@ -86,6 +86,10 @@ typedef struct prefetch {
     int64_t read_ms;
 } prefetch;
 
+/* No read-ahead after a chunk whose rows hold more than this: memory would hold two such
+ * chunks (2 KB rows at the default chunk size are 20 MB a chunk). */
+#define PREFETCH_MAX_BYTES (8u << 20)
+
 /* Rows a one-pass read of a table without a chunk key fetches at a time. */
 #define PASS_BATCH 1000
 
@@ -1000,7 +1004,7 @@ static void prefetch_drop(cdc_snapshot *s)
 static int prefetch_start(cdc_snapshot *s, cdc_error *err)
 {
     if (s->pass || s->conflict || s->ti >= s->ntables || !s->more || s->stale || s->nrows == 0 ||
-        s->pf.running || s->r == NULL)
+        s->pf.running || s->r == NULL || cdc_snap_rows_bytes(s->rows) > PREFETCH_MAX_BYTES)
         return 0;
     prefetch_drop(s);
     prefetch *p = &s->pf;
