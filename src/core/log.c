@@ -38,11 +38,22 @@ static size_t status_width(void)
     return 79;
 }
 
-/* Under flockfile(stderr). */
+/* Under flockfile(stderr). Cut at a character's start (UTF-8), control bytes shown as '?'
+ * (a quoted table name may hold any). */
 static void status_draw(void)
 {
     size_t n = strlen(status_line), w = status_width();
-    fprintf(stderr, "\r%.*s\033[K", (int)(n < w ? n : w), status_line);
+    if (n > w) {
+        n = w;
+        while (n > 0 && ((unsigned char)status_line[n] & 0xC0) == 0x80)
+            n--;
+    }
+    fputc('\r', stderr);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)status_line[i];
+        fputc(c < 0x20 || c == 0x7f ? '?' : c, stderr);
+    }
+    fputs("\033[K", stderr);
 }
 
 int cdc_log_level_parse(const char *s, cdc_log_level *ret)

@@ -121,8 +121,13 @@ int cdc_signal_pattern_new(const char *expr, cdc_signal_pattern **ret, cdc_error
         free(p);
         return cdc_err(err, CDC_ENOMEM, "out of memory");
     }
-    snprintf(anchored, n + 5, "^(%s)$", expr);
-    int rc = regcomp(&p->re, anchored, REG_EXTENDED | REG_NOSUB);
+    /* alone first: "a)|(b" compiles only once wrapped, and would then escape the anchors */
+    int rc = regcomp(&p->re, expr, REG_EXTENDED | REG_NOSUB);
+    if (rc == 0) {
+        regfree(&p->re);
+        snprintf(anchored, n + 5, "^(%s)$", expr);
+        rc = regcomp(&p->re, anchored, REG_EXTENDED | REG_NOSUB);
+    }
     free(anchored);
     if (rc != 0) {
         char msg[256];

@@ -122,6 +122,10 @@ static void test_patterns_match_in_full(void **state)
     assert_int_equal(cdc_signal_pattern_new("public.(orders", &p, &err), CDC_EINVAL);
     assert_null(p);
     assert_non_null(strstr(err.msg, "not a regular expression"));
+    /* unbalanced the other way: wrapped in the anchors' group it would compile, and match
+     * anything that starts with public.a or ends with public.b */
+    assert_int_equal(cdc_signal_pattern_new("public.a)|(public.b", &p, &err), CDC_EINVAL);
+    assert_null(p);
 }
 
 int main(void)
