@@ -628,6 +628,13 @@ class SnapshotKafkaTest(TestCase):
             time.sleep(0.05)
         self.fail(f"checkpoint snapshot state still {checkpoint_snapshot(ckpt)!r}")
 
+    def stop_when_done(self, p, ckpt):
+        """Wait until the checkpoint records the snapshot as done, then stop pgcdc (SIGTERM)
+        and check that it stopped cleanly."""
+        self.wait_snapshot(p, ckpt, lambda s: s == "done")
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+
     def drain_and_check(self, pg, kafka, cfg, ckpt, topics, churn, tables=TABLES):
         churn.finish()
         end = kc.end_lsn(pg)
@@ -689,18 +696,14 @@ class SnapshotKafkaTest(TestCase):
         self.assertIn("requested a snapshot of 2 tables (public.acct, public.fullpk)", r.stdout)
         p.wait_for_output(r"snapshot requested at \S+: running \d+ - 0 \d+ only \d+,\d+",
                           timeout=60)
-        self.wait_snapshot(p, ckpt, lambda s: s == "done")
-        p.signal(signal.SIGTERM)
-        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        self.stop_when_done(p, ckpt)
         # asked while nothing runs: the next start reads it
         r = run_pgcdc(["snapshot", "-c", cfg, "--tables", "line"], timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
         p = self.start_pgcdc(["start", "-c", cfg], name="pgcdc#2")
         p.wait_for_output(r"snapshot requested at", timeout=60)
         p.wait_for_output(r"snapshot: every table read", timeout=60)
-        self.wait_snapshot(p, ckpt, lambda s: s == "done")
-        p.signal(signal.SIGTERM)
-        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        self.stop_when_done(p, ckpt)
         msgs = self.drain_and_check(pg, kafka, cfg, ckpt, topics, churn,
                                     tables=["acct", "fullpk", "line"])
         marks = collections.Counter((m["topic"].rsplit(".", 1)[1], m["event"]["snapshot"])
@@ -719,6 +722,11 @@ class SnapshotKafkaTest(TestCase):
         kafka.create_topic(f"{PREFIX}.public.dbz_signal", 1)
         with open(cfg, "a") as f:
             f.write("signal.data.collection = public.dbz_signal\n")
+        # not schema.table: refused with the form it takes
+        r = run_pgcdc(["start", "-c", cfg, "-o", "signal.data.collection=dbz_signal"], timeout=60)
+        self.assertEqual(r.returncode, 2, r.stderr[-3000:])
+        self.assertIn('signal.data.collection "dbz_signal" is not schema.table', r.stderr)
+        self.assertIn("signal.data.collection = public.debezium_signal", r.stderr)
         # not published yet: refused before anything is read
         r = run_pgcdc(["start", "-c", cfg], timeout=60)
         self.assertEqual(r.returncode, 2, r.stderr[-3000:])
@@ -759,9 +767,7 @@ class SnapshotKafkaTest(TestCase):
                       'index', err)
         self.assertIn('signal "snap-1": "public.nothing_here" matches no table of publication',
                       err)
-        self.wait_snapshot(p, ckpt, lambda s: s == "done")
-        p.signal(signal.SIGTERM)
-        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        self.stop_when_done(p, ckpt)
         self.assertEqual(p.stderr().count("snapshot requested at"), 1, p.stderr()[-3000:])
         msgs = self.drain_and_check(pg, kafka, cfg, ckpt, topics + [f"{PREFIX}.public.dbz_signal"],
                                     churn, tables=["acct", "fullpk"])
@@ -799,9 +805,7 @@ class SnapshotKafkaTest(TestCase):
         kafka.rtt("all", 0)
         p.wait_for_output(r'signal "s1": execute-snapshot of public.line', timeout=90)
         self.assertTrue(p.alive(), p.stderr()[-3000:])
-        self.wait_snapshot(p, ckpt, lambda s: s == "done")
-        p.signal(signal.SIGTERM)
-        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        self.stop_when_done(p, ckpt)
         err = p.stderr()
         self.assertIn("reconnecting to postgresql", err)
         self.assertIn('signal "s1": execute-snapshot of public.line', err)
@@ -830,16 +834,12 @@ class SnapshotKafkaTest(TestCase):
         found = err.index("snapshot.new.tables: 1 table added")
         self.assertLess(err.index("snapshot: every table read"), found)
         self.assertGreater(err.index("snapshot: every table read", found), found)
-        self.wait_snapshot(p, ckpt, lambda s: s == "done")
-        p.signal(signal.SIGTERM)
-        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        self.stop_when_done(p, ckpt)
         pg.sql("ALTER PUBLICATION pgcdc ADD TABLE added_u")  # while pgcdc is stopped
         p = self.start_pgcdc(["start", "-c", cfg], name="pgcdc#2")
         p.wait_for_output(r"snapshot.new.tables: 1 table added to the publication", timeout=60)
         p.wait_for_output(r"snapshot: every table read", timeout=60)
-        self.wait_snapshot(p, ckpt, lambda s: s == "done")
-        p.signal(signal.SIGTERM)
-        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        self.stop_when_done(p, ckpt)
         TABLES["added_t"] = TABLES["added_u"] = (None, ["id", "v"], ["id"])
         self.addCleanup(TABLES.pop, "added_t")
         self.addCleanup(TABLES.pop, "added_u")
@@ -862,8 +862,10 @@ class SnapshotKafkaTest(TestCase):
         # pgcdc status counts the round's tables, not every published one
         deadline = time.monotonic() + 60
         while True:
-            snap = json.loads(run_pgcdc(["status", "-c", cfg, "--json"], timeout=30).stdout)[
-                "checkpoint"]["snapshot"]
+            # (no checkpoint yet right after the start: "checkpoint" is null)
+            ck = json.loads(run_pgcdc(["status", "-c", cfg, "--json"], timeout=30).stdout)[
+                "checkpoint"]
+            snap = (ck or {}).get("snapshot") or {"state": None}
             if snap["state"] == "running":
                 break
             self.assertLess(time.monotonic(), deadline, f"no running round in status: {snap}")
@@ -878,9 +880,7 @@ class SnapshotKafkaTest(TestCase):
         p.wait_for_output(r"snapshot requested at \S+: running .* then ", timeout=60)
         kafka.rtt("all", 0)
         p.wait_for_output(r'snapshot: "public.fullpk" done', timeout=120)
-        self.wait_snapshot(p, ckpt, lambda s: s == "done")
-        p.signal(signal.SIGTERM)
-        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        self.stop_when_done(p, ckpt)
 
     def test_kill9_twice_during_the_snapshot(self):
         pg, kafka, cfg, ckpt, topics = self.setup_source()
@@ -925,9 +925,7 @@ class SnapshotKafkaTest(TestCase):
         p = self.start_pgcdc(["start", "-c", cfg], name="pgcdc#4")
         self.assertIn("resuming the snapshot recorded in the checkpoint",
                       p.wait_for_output(r"snapshot.mode = initial: .*", timeout=60).group(0))
-        self.wait_snapshot(p, ckpt, lambda s: s == "done")
-        p.signal(signal.SIGTERM)
-        self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
+        self.stop_when_done(p, ckpt)
         self.assertIn('snapshot: reading "public.applog"', p.stderr(),
                       "the table cut by the kill was not read again from its start")
         msgs = self.drain_and_check(pg, kafka, cfg, ckpt, topics, churn)
