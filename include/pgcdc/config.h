@@ -64,6 +64,7 @@ typedef struct cdc_config {
     int snapshot_mode;                    /* cdc_snapshot_mode */
     int64_t snapshot_chunk_size;          /* rows per snapshot chunk */
     int64_t snapshot_max_inflight_chunks; /* chunks placed before earlier ones are delivered */
+    int64_t snapshot_max_threads;         /* sessions reading a window at once */
     bool snapshot_new_tables;             /* read tables added to the publication */
     char *signal_data_collection;         /* signal table schema.table, "" = none */
     bool tombstones;                      /* tombstone after delete */

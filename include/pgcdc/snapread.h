@@ -76,12 +76,24 @@ int cdc_snapread_message(cdc_snapread *r, const char *prefix, const char *conten
 
 /*
  * Read up to limit rows of t with a chunk key above after (t->nchunk text
- * values in chunk order; NULL: from the start), in chunk key order, in one
- * REPEATABLE READ transaction whose snapshot is recorded. Free with
- * cdc_snap_rows_free.
+ * values in chunk order; NULL: from the start) and at or below upto (NULL: no
+ * bound), in chunk key order, in one REPEATABLE READ transaction whose
+ * snapshot is recorded. Free with cdc_snap_rows_free.
  */
 int cdc_snapread_chunk(cdc_snapread *r, const cdc_snap_table *t, const char *const *after,
-                       size_t limit, cdc_snap_rows **ret, cdc_error *err);
+                       const char *const *upto, size_t limit, cdc_snap_rows **ret, cdc_error *err);
+
+/*
+ * Split points for reading the rows after after in ranges: the chunk key of
+ * every step-th of the next nmax * step rows (in t's row filter), at most nmax
+ * of them, in *ret as *n times t->nchunk text values (free with
+ * cdc_snap_bounds_free(*ret, *n * t->nchunk)). Its own statement: the points
+ * are only where to cut; each range is read under its own snapshot. None (0)
+ * when the table has fewer rows or a key with a NULL.
+ */
+int cdc_snapread_bounds(cdc_snapread *r, const cdc_snap_table *t, const char *const *after,
+                        size_t step, size_t nmax, char ***ret, size_t *n, cdc_error *err);
+void cdc_snap_bounds_free(char **v, size_t n);
 
 /*
  * A table without a chunk key is read in one pass: begin a REPEATABLE READ
@@ -101,13 +113,23 @@ size_t cdc_snap_rows_count(const cdc_snap_rows *rows);
 size_t cdc_snap_rows_bytes(const cdc_snap_rows *rows);
 /* Column col of row i as an event value (TEXT or NULL), valid while rows lives. */
 cdc_event_value cdc_snap_rows_value(const cdc_snap_rows *rows, size_t i, size_t col);
-/* The chunk's snapshot: transactions it does not see are the in-progress ones
- * (xip, low 32 bits) and every one from xmax on. */
-void cdc_snap_rows_snapshot(const cdc_snap_rows *rows, uint64_t *xmin, uint64_t *xmax,
+/*
+ * Rows of several reads can be joined in one (cdc_snap_rows_append): each read
+ * is a part, with its own snapshot. Parts, and the part row i came from.
+ */
+size_t cdc_snap_rows_parts(const cdc_snap_rows *rows);
+size_t cdc_snap_rows_part_of(const cdc_snap_rows *rows, size_t i);
+/* Append src's first keep rows (and its snapshots) to dst, taking src (freed, also on
+ * failure: CDC_ENOMEM, dst unchanged). */
+int cdc_snap_rows_append(cdc_snap_rows *dst, cdc_snap_rows *src, size_t keep);
+/* A part's snapshot: transactions it does not see are the in-progress ones (xip, low 32
+ * bits) and every one from xmax on. */
+void cdc_snap_rows_snapshot(const cdc_snap_rows *rows, size_t part, uint64_t *xmin, uint64_t *xmax,
                             const uint32_t **xip, size_t *nxip);
-/* Transactions the snapshot lists as running that the server had already marked
+/* Transactions a part's snapshot lists as running that the server had already marked
  * committed when the read ended (low 32 bits): their commit records precede the read. */
-void cdc_snap_rows_committed(const cdc_snap_rows *rows, const uint32_t **xids, size_t *n);
+void cdc_snap_rows_committed(const cdc_snap_rows *rows, size_t part, const uint32_t **xids,
+                             size_t *n);
 void cdc_snap_rows_free(cdc_snap_rows *rows);
 
 #endif

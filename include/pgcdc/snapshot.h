@@ -46,6 +46,11 @@ int cdc_snapshot_set_signal_table(cdc_snapshot *s, const char *name, cdc_error *
  * defaults to 2): a crash reads at most that many again. */
 void cdc_snapshot_set_inflight(cdc_snapshot *s, size_t chunks);
 
+/* snapshot.max.threads: sessions that read each window at once, a key range each (1
+ * unless set, at most 16): a window is then up to n chunks, and each of n - 1 more
+ * sessions stays open while the snapshot runs. */
+void cdc_snapshot_set_threads(cdc_snapshot *s, size_t n);
+
 /* A progress line in the log every ms while a table is read (default 10 s). */
 void cdc_snapshot_set_log_every(cdc_snapshot *s, int64_t ms);
 

@@ -69,6 +69,9 @@ static const key_def keys[] = {
     {"snapshot.max.inflight.chunks", KT_INT, OFF(snapshot_max_inflight_chunks), "2", NULL, 1, 64,
      "chunks a snapshot places in the stream before the earlier ones are delivered; a crash "
      "reads at most this many again"},
+    {"snapshot.max.threads", KT_INT, OFF(snapshot_max_threads), "1", NULL, 1, 16,
+     "connections that read a snapshot's rows at once, each a key range of the table being "
+     "read"},
     {"snapshot.new.tables", KT_BOOL, OFF(snapshot_new_tables), "true", NULL, 0, 0,
      "read the rows of a table added to the publication (checked at start and every "
      "status.interval; not with snapshot.mode = no_data)"},

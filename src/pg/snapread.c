@@ -13,15 +13,37 @@ struct cdc_snapread {
     PGconn *conn;
 };
 
-struct cdc_snap_rows {
+/* Rows of one read, in one transaction. */
+typedef struct rows_part {
     PGresult *res;
-    size_t n;
+    size_t start, n; /* rows start.. start + n - 1 of the whole */
     uint64_t xmin, xmax;
     uint32_t *xip;
     size_t nxip;
     uint32_t *committed; /* of xip, committed by the end of the read */
     size_t ncommitted;
+} rows_part;
+
+/* One read, or several joined (cdc_snap_rows_append): parts in row order. */
+struct cdc_snap_rows {
+    size_t n;
+    size_t nparts;
+    rows_part *parts;
 };
+
+/* Rows with one part and no row yet; NULL when out of memory. */
+static cdc_snap_rows *rows_new(void)
+{
+    cdc_snap_rows *rows = calloc(1, sizeof(*rows));
+    if (rows == NULL)
+        return NULL;
+    if ((rows->parts = calloc(1, sizeof(*rows->parts))) == NULL) {
+        free(rows);
+        return NULL;
+    }
+    rows->nparts = 1;
+    return rows;
+}
 
 int cdc_snapread_open(const char *dsn, cdc_snapread **ret, cdc_error *err)
 {
@@ -372,7 +394,7 @@ static bool denied(const cdc_snap_table *t, cdc_error *err)
 }
 
 /* Parse pg_snapshot text "xmin:xmax:xip,xip,...". */
-static int parse_snapshot(cdc_snap_rows *rows, const char *s)
+static int parse_snapshot(rows_part *rows, const char *s)
 {
     char *end;
     rows->xmin = strtoull(s, &end, 10);
@@ -398,9 +420,56 @@ static int parse_snapshot(cdc_snap_rows *rows, const char *s)
     return 0;
 }
 
-/* SELECT of t's published columns and rows (its row filter), after the chunk key values
- * (when after), in chunk key order, up to limit rows (when the table has a chunk key). */
-static int select_sql(cdc_snapread *r, const cdc_snap_table *t, bool after, size_t limit,
+/* The chunk key columns of t, "a, b". */
+static int key_list(cdc_snapread *r, const cdc_snap_table *t, cdc_buf *sql)
+{
+    int rc = 0;
+    for (size_t k = 0; k < t->nchunk; k++) {
+        if (k)
+            rc |= cdc_buf_puts(sql, ", ");
+        rc |= append_ident(r, sql, t->cols[t->chunk[k]].name);
+    }
+    return rc;
+}
+
+/* " WHERE" / " AND" "(a, b) op ($first, $first+1)" */
+static int key_cond(cdc_snapread *r, const cdc_snap_table *t, bool *where, const char *op,
+                    size_t first, cdc_buf *sql)
+{
+    int rc = cdc_buf_puts(sql, *where ? " AND (" : " WHERE (");
+    *where = true;
+    rc |= key_list(r, t, sql);
+    rc |= cdc_buf_printf(sql, ") %s (", op);
+    for (size_t k = 0; k < t->nchunk; k++)
+        rc |= cdc_buf_printf(sql, "%s$%zu", k ? ", " : "", first + k);
+    rc |= cdc_buf_puts(sql, ")");
+    return rc;
+}
+
+/* " FROM [ONLY] t" and its conditions: chunk key above the values $1.. (after), at or below
+ * the next ones (upto), the publication's row filter. */
+static int from_where(cdc_snapread *r, const cdc_snap_table *t, bool after, bool upto, cdc_buf *sql)
+{
+    int rc = cdc_buf_puts(sql, t->partitioned ? " FROM " : " FROM ONLY ");
+    rc |= append_ident(r, sql, t->schema);
+    rc |= cdc_buf_puts(sql, ".");
+    rc |= append_ident(r, sql, t->table);
+    bool where = false;
+    if (after && t->nchunk > 0)
+        rc |= key_cond(r, t, &where, ">", 1, sql);
+    if (upto && t->nchunk > 0)
+        rc |= key_cond(r, t, &where, "<=", after ? t->nchunk + 1 : 1, sql);
+    if (t->rowfilter) {
+        rc |= cdc_buf_puts(sql, where ? " AND (" : " WHERE (");
+        rc |= cdc_buf_puts(sql, t->rowfilter);
+        rc |= cdc_buf_puts(sql, ")");
+    }
+    return rc;
+}
+
+/* SELECT of t's published columns and rows (from_where), in chunk key order, up to limit
+ * rows (when the table has a chunk key). */
+static int select_sql(cdc_snapread *r, const cdc_snap_table *t, bool after, bool upto, size_t limit,
                       cdc_buf *out)
 {
     cdc_buf sql = {0};
@@ -413,42 +482,11 @@ static int select_sql(cdc_snapread *r, const cdc_snap_table *t, bool after, size
     }
     if (t->ncols == 0)
         rc |= cdc_buf_puts(&sql, "NULL");
-    rc |= cdc_buf_puts(&sql, t->partitioned ? " FROM " : " FROM ONLY ");
-    rc |= append_ident(r, &sql, t->schema);
-    rc |= cdc_buf_puts(&sql, ".");
-    rc |= append_ident(r, &sql, t->table);
-    bool where = false;
-    if (after && t->nchunk > 0) {
-        rc |= cdc_buf_puts(&sql, " WHERE (");
-        for (size_t k = 0; k < t->nchunk; k++) {
-            if (k)
-                rc |= cdc_buf_puts(&sql, ", ");
-            rc |= append_ident(r, &sql, t->cols[t->chunk[k]].name);
-        }
-        rc |= cdc_buf_puts(&sql, ") > (");
-        for (size_t k = 0; k < t->nchunk; k++) {
-            char p[32];
-            snprintf(p, sizeof(p), "%s$%zu", k ? ", " : "", k + 1);
-            rc |= cdc_buf_puts(&sql, p);
-        }
-        rc |= cdc_buf_puts(&sql, ")");
-        where = true;
-    }
-    if (t->rowfilter) {
-        rc |= cdc_buf_puts(&sql, where ? " AND (" : " WHERE (");
-        rc |= cdc_buf_puts(&sql, t->rowfilter);
-        rc |= cdc_buf_puts(&sql, ")");
-    }
+    rc |= from_where(r, t, after, upto, &sql);
     if (t->nchunk > 0) {
         rc |= cdc_buf_puts(&sql, " ORDER BY ");
-        for (size_t k = 0; k < t->nchunk; k++) {
-            if (k)
-                rc |= cdc_buf_puts(&sql, ", ");
-            rc |= append_ident(r, &sql, t->cols[t->chunk[k]].name);
-        }
-        char lim[32];
-        snprintf(lim, sizeof(lim), " LIMIT %zu", limit);
-        rc |= cdc_buf_puts(&sql, lim);
+        rc |= key_list(r, t, &sql);
+        rc |= cdc_buf_printf(&sql, " LIMIT %zu", limit);
     }
     if (rc != 0 || cdc_buf_append(&sql, "", 1) < 0) {
         cdc_buf_free(&sql);
@@ -460,7 +498,7 @@ static int select_sql(cdc_snapread *r, const cdc_snap_table *t, bool after, size
 
 /* Which of the snapshot's running transactions the server already marks committed (inside
  * the read's transaction, after its rows are read). */
-static int committed_xip(cdc_snapread *r, cdc_snap_rows *rows, cdc_error *err)
+static int committed_xip(cdc_snapread *r, rows_part *rows, cdc_error *err)
 {
     if (rows->nxip == 0)
         return 0;
@@ -485,7 +523,7 @@ static int committed_xip(cdc_snapread *r, cdc_snap_rows *rows, cdc_error *err)
 }
 
 /* BEGIN ISOLATION LEVEL REPEATABLE READ and the snapshot its first statement takes. */
-static int begin_read(cdc_snapread *r, cdc_snap_rows *rows, cdc_error *err)
+static int begin_read(cdc_snapread *r, rows_part *rows, cdc_error *err)
 {
     PGresult *res = cdc_pg_exec(r->conn, "begin a snapshot read",
                                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
@@ -504,44 +542,123 @@ static int begin_read(cdc_snapread *r, cdc_snap_rows *rows, cdc_error *err)
 }
 
 int cdc_snapread_chunk(cdc_snapread *r, const cdc_snap_table *t, const char *const *after,
-                       size_t limit, cdc_snap_rows **ret, cdc_error *err)
+                       const char *const *upto, size_t limit, cdc_snap_rows **ret, cdc_error *err)
 {
     cdc_buf sql = {0};
-    if (select_sql(r, t, after != NULL, limit, &sql) < 0)
+    if (select_sql(r, t, after != NULL, upto != NULL, limit, &sql) < 0)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
-    cdc_snap_rows *rows = calloc(1, sizeof(*rows));
-    if (rows == NULL) {
+    cdc_snap_rows *rows = rows_new();
+    const char **params = calloc(2 * t->nchunk + 1, sizeof(*params));
+    if (rows == NULL || params == NULL) {
+        free(params);
+        cdc_snap_rows_free(rows);
         cdc_buf_free(&sql);
         return cdc_err(err, CDC_ENOMEM, "out of memory");
     }
+    int np = 0;
+    for (size_t k = 0; after && k < t->nchunk; k++)
+        params[np++] = after[k];
+    for (size_t k = 0; upto && k < t->nchunk; k++)
+        params[np++] = upto[k];
+    rows_part *part = &rows->parts[0];
     int rc = CDC_EPG;
     char what[600];
     snprintf(what, sizeof(what), "read a snapshot chunk of \"%s.%s\"", t->schema, t->table);
     /* The snapshot is taken by the transaction's first statement and kept to its end. */
     PGresult *res;
-    if (begin_read(r, rows, err) < 0)
+    if (begin_read(r, part, err) < 0)
         goto fail;
-    rows->res =
-        cdc_pg_execp(r->conn, what, (const char *)sql.data, after ? (int)t->nchunk : 0, after, err);
-    if (rows->res == NULL) {
+    part->res = cdc_pg_execp(r->conn, what, (const char *)sql.data, np, params, err);
+    if (part->res == NULL) {
         if (denied(t, err))
             rc = CDC_EPGSETUP;
         goto fail;
     }
-    rows->n = (size_t)PQntuples(rows->res);
-    if (committed_xip(r, rows, err) < 0)
+    part->n = rows->n = (size_t)PQntuples(part->res);
+    if (committed_xip(r, part, err) < 0)
         goto fail;
     if ((res = cdc_pg_exec(r->conn, "end a snapshot chunk", "COMMIT", err)) == NULL)
         goto fail;
     PQclear(res);
     cdc_buf_free(&sql);
+    free(params);
     *ret = rows;
     return 0;
 fail:
     PQclear(PQexec(r->conn, "ROLLBACK"));
     cdc_buf_free(&sql);
+    free(params);
     cdc_snap_rows_free(rows);
     return rc;
+}
+
+int cdc_snapread_bounds(cdc_snapread *r, const cdc_snap_table *t, const char *const *after,
+                        size_t step, size_t nmax, char ***ret, size_t *n, cdc_error *err)
+{
+    *ret = NULL;
+    *n = 0;
+    if (t->nchunk == 0 || step == 0 || nmax == 0)
+        return 0;
+    /* every step-th key after after, of the next nmax * step rows: an index-only scan of
+     * the key in its own short statement */
+    cdc_buf sql = {0};
+    int rc = cdc_buf_puts(&sql, "SELECT ");
+    rc |= key_list(r, t, &sql);
+    rc |= cdc_buf_puts(&sql, " FROM (SELECT ");
+    rc |= key_list(r, t, &sql);
+    rc |= cdc_buf_puts(&sql, ", pg_catalog.row_number() OVER () AS pgcdc_rn FROM (SELECT ");
+    rc |= key_list(r, t, &sql);
+    rc |= from_where(r, t, after != NULL, false, &sql);
+    rc |= cdc_buf_puts(&sql, " ORDER BY ");
+    rc |= key_list(r, t, &sql);
+    rc |= cdc_buf_printf(&sql,
+                         " LIMIT %zu) AS pgcdc_k) AS pgcdc_n WHERE pgcdc_rn %% %zu = 0 "
+                         "ORDER BY pgcdc_rn",
+                         nmax * step, step);
+    if (rc != 0 || cdc_buf_append(&sql, "", 1) < 0) {
+        cdc_buf_free(&sql);
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    }
+    char what[600];
+    snprintf(what, sizeof(what), "split a snapshot chunk of \"%s.%s\"", t->schema, t->table);
+    PGresult *res =
+        cdc_pg_execp(r->conn, what, (const char *)sql.data, after ? (int)t->nchunk : 0, after, err);
+    cdc_buf_free(&sql);
+    if (res == NULL)
+        return denied(t, err) ? CDC_EPGSETUP : CDC_EPG;
+    size_t rows = (size_t)PQntuples(res);
+    if (rows > nmax)
+        rows = nmax;
+    char **v = calloc(rows * t->nchunk + 1, sizeof(*v));
+    if (v == NULL) {
+        PQclear(res);
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < rows; i++)
+        for (size_t k = 0; k < t->nchunk; k++) {
+            if (PQgetisnull(res, (int)i, (int)k)) {
+                /* a NULL in a replica identity index: no order to split by here */
+                cdc_snap_bounds_free(v, rows * t->nchunk);
+                PQclear(res);
+                return 0;
+            }
+            if ((v[i * t->nchunk + k] = strdup(PQgetvalue(res, (int)i, (int)k))) == NULL) {
+                cdc_snap_bounds_free(v, rows * t->nchunk);
+                PQclear(res);
+                return cdc_err(err, CDC_ENOMEM, "out of memory");
+            }
+        }
+    PQclear(res);
+    *ret = v;
+    *n = rows;
+    return 0;
+}
+
+void cdc_snap_bounds_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
 }
 
 int cdc_snapread_pass_begin(cdc_snapread *r, const cdc_snap_table *t, cdc_snap_rows **ret,
@@ -551,21 +668,22 @@ int cdc_snapread_pass_begin(cdc_snapread *r, const cdc_snap_table *t, cdc_snap_r
     if (cdc_buf_puts(&sql, "DECLARE pgcdc_pass NO SCROLL CURSOR FOR ") < 0)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
     cdc_buf sel = {0};
-    if (select_sql(r, t, false, 0, &sel) < 0 || cdc_buf_append(&sql, sel.data, sel.len) < 0) {
+    if (select_sql(r, t, false, false, 0, &sel) < 0 ||
+        cdc_buf_append(&sql, sel.data, sel.len) < 0) {
         cdc_buf_free(&sql);
         cdc_buf_free(&sel);
         return cdc_err(err, CDC_ENOMEM, "out of memory");
     }
     cdc_buf_free(&sel);
-    cdc_snap_rows *rows = calloc(1, sizeof(*rows));
+    cdc_snap_rows *rows = rows_new();
     PGresult *res = NULL;
     if (rows == NULL) {
         cdc_buf_free(&sql);
         return cdc_err(err, CDC_ENOMEM, "out of memory");
     }
-    if (begin_read(r, rows, err) < 0 ||
+    if (begin_read(r, &rows->parts[0], err) < 0 ||
         (res = cdc_pg_exec(r->conn, "open a snapshot read", (const char *)sql.data, err)) == NULL ||
-        committed_xip(r, rows, err) < 0) {
+        committed_xip(r, &rows->parts[0], err) < 0) {
         int rc = denied(t, err) ? CDC_EPGSETUP : CDC_EPG;
         PQclear(PQexec(r->conn, "ROLLBACK"));
         cdc_buf_free(&sql);
@@ -582,14 +700,14 @@ int cdc_snapread_fetch(cdc_snapread *r, size_t limit, cdc_snap_rows **ret, cdc_e
 {
     char sql[64];
     snprintf(sql, sizeof(sql), "FETCH %zu FROM pgcdc_pass", limit);
-    cdc_snap_rows *rows = calloc(1, sizeof(*rows));
+    cdc_snap_rows *rows = rows_new();
     if (rows == NULL)
         return cdc_err(err, CDC_ENOMEM, "out of memory");
-    if ((rows->res = cdc_pg_exec(r->conn, "read a table in one pass", sql, err)) == NULL) {
-        free(rows);
+    if ((rows->parts[0].res = cdc_pg_exec(r->conn, "read a table in one pass", sql, err)) == NULL) {
+        cdc_snap_rows_free(rows);
         return CDC_EPG;
     }
-    rows->n = (size_t)PQntuples(rows->res);
+    rows->n = rows->parts[0].n = (size_t)PQntuples(rows->parts[0].res);
     *ret = rows;
     return 0;
 }
@@ -602,7 +720,10 @@ void cdc_snapread_pass_end(cdc_snapread *r)
 
 size_t cdc_snap_rows_bytes(const cdc_snap_rows *rows)
 {
-    return rows && rows->res ? PQresultMemorySize(rows->res) : 0;
+    size_t b = 0;
+    for (size_t k = 0; rows && k < rows->nparts; k++)
+        b += rows->parts[k].res ? PQresultMemorySize(rows->parts[k].res) : 0;
+    return b;
 }
 
 size_t cdc_snap_rows_count(const cdc_snap_rows *rows)
@@ -610,36 +731,81 @@ size_t cdc_snap_rows_count(const cdc_snap_rows *rows)
     return rows->n;
 }
 
+size_t cdc_snap_rows_parts(const cdc_snap_rows *rows)
+{
+    return rows->nparts;
+}
+
+size_t cdc_snap_rows_part_of(const cdc_snap_rows *rows, size_t i)
+{
+    size_t k = rows->nparts - 1;
+    while (k > 0 && rows->parts[k].start > i)
+        k--;
+    return k;
+}
+
 cdc_event_value cdc_snap_rows_value(const cdc_snap_rows *rows, size_t i, size_t col)
 {
-    if (PQgetisnull(rows->res, (int)i, (int)col))
+    const rows_part *p = rows->parts;
+    if (rows->nparts > 1) {
+        p += cdc_snap_rows_part_of(rows, i);
+        i -= p->start;
+    }
+    if (PQgetisnull(p->res, (int)i, (int)col))
         return (cdc_event_value){.state = CDC_EVENT_NULL};
     return (cdc_event_value){.state = CDC_EVENT_TEXT,
-                             .len = (uint32_t)PQgetlength(rows->res, (int)i, (int)col),
-                             .data = PQgetvalue(rows->res, (int)i, (int)col)};
+                             .len = (uint32_t)PQgetlength(p->res, (int)i, (int)col),
+                             .data = PQgetvalue(p->res, (int)i, (int)col)};
 }
 
-void cdc_snap_rows_snapshot(const cdc_snap_rows *rows, uint64_t *xmin, uint64_t *xmax,
+void cdc_snap_rows_snapshot(const cdc_snap_rows *rows, size_t part, uint64_t *xmin, uint64_t *xmax,
                             const uint32_t **xip, size_t *nxip)
 {
-    *xmin = rows->xmin;
-    *xmax = rows->xmax;
-    *xip = rows->xip;
-    *nxip = rows->nxip;
+    const rows_part *p = &rows->parts[part];
+    *xmin = p->xmin;
+    *xmax = p->xmax;
+    *xip = p->xip;
+    *nxip = p->nxip;
 }
 
-void cdc_snap_rows_committed(const cdc_snap_rows *rows, const uint32_t **xids, size_t *n)
+void cdc_snap_rows_committed(const cdc_snap_rows *rows, size_t part, const uint32_t **xids,
+                             size_t *n)
 {
-    *xids = rows->committed;
-    *n = rows->ncommitted;
+    *xids = rows->parts[part].committed;
+    *n = rows->parts[part].ncommitted;
+}
+
+int cdc_snap_rows_append(cdc_snap_rows *dst, cdc_snap_rows *src, size_t keep)
+{
+    rows_part *p = realloc(dst->parts, (dst->nparts + src->nparts) * sizeof(*p));
+    if (p == NULL) {
+        cdc_snap_rows_free(src);
+        return CDC_ENOMEM;
+    }
+    dst->parts = p;
+    if (keep > src->n)
+        keep = src->n;
+    for (size_t k = 0; k < src->nparts; k++) {
+        rows_part q = src->parts[k];
+        q.n = q.start >= keep ? 0 : (q.start + q.n > keep ? keep - q.start : q.n);
+        q.start += dst->n;
+        dst->parts[dst->nparts++] = q;
+    }
+    dst->n += keep;
+    free(src->parts);
+    free(src);
+    return 0;
 }
 
 void cdc_snap_rows_free(cdc_snap_rows *rows)
 {
     if (rows == NULL)
         return;
-    PQclear(rows->res);
-    free(rows->committed);
-    free(rows->xip);
+    for (size_t k = 0; k < rows->nparts; k++) {
+        PQclear(rows->parts[k].res);
+        free(rows->parts[k].committed);
+        free(rows->parts[k].xip);
+    }
+    free(rows->parts);
     free(rows);
 }

@@ -77,6 +77,7 @@ static int new_snapshot(const cdc_config *cfg, const char *progress, cdc_snapsho
         return rc;
     cdc_snapshot_set_log_every(*ret, cfg->status_interval);
     cdc_snapshot_set_inflight(*ret, (size_t)cfg->snapshot_max_inflight_chunks);
+    cdc_snapshot_set_threads(*ret, (size_t)cfg->snapshot_max_threads);
     if (cfg->signal_data_collection[0] != '\0' &&
         (rc = cdc_snapshot_set_signal_table(*ret, cfg->signal_data_collection, err)) < 0) {
         cdc_snapshot_free(*ret);

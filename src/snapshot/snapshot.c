@@ -13,6 +13,7 @@
 #include "pgcdc/log.h"
 #include "pgcdc/signal.h"
 #include "pgcdc/snapread.h"
+#include "window.h"
 
 /*
  * Streamed transactions that may still be listed as running (xid, commit
@@ -67,13 +68,14 @@ typedef struct prefetch {
     bool running; /* a thread was started: join it */
     pthread_t thread;
     /* what to read */
-    cdc_snapread *r;
+    cdc_snapread *r[CDC_SNAP_MAX_READERS];
+    size_t nr;
     const char *publication;
     uint32_t relid;
     size_t ti;
     char **after; /* nafter chunk key values (owned) */
     size_t nafter;
-    size_t limit;
+    size_t chunk; /* rows per range */
     uint64_t seq;
     cdc_lsn low;
     /* what was read */
@@ -83,6 +85,8 @@ typedef struct prefetch {
     bool have_fresh;
     cdc_snap_table fresh;
     cdc_snap_rows *rows;
+    size_t nrows;
+    bool more;
     int64_t read_ms;
 } prefetch;
 
@@ -98,6 +102,8 @@ struct cdc_snapshot {
     size_t inflight;     /* chunks whose rows may be undelivered when the next H is written */
     cdc_snapread *r;     /* reads */
     cdc_snapread *marks; /* watermarks (a one-pass read keeps r in its transaction) */
+    size_t nreaders;     /* snapshot.max.threads: r and nreaders - 1 more read a window */
+    cdc_snapread *more_r[CDC_SNAP_MAX_READERS - 1];
     cdc_snap_table *tables;
     size_t ntables;
 
@@ -477,6 +483,7 @@ int cdc_snapshot_new(const char *progress, size_t chunk_size, const char *slot,
     s->chunk_size = chunk_size ? chunk_size : 1;
     s->log_every_ms = 10000;
     s->inflight = 1;
+    s->nreaders = 1;
     s->new_tables = new_tables_every_ms > 0;
     s->poll_every_ms = new_tables_every_ms;
     s->durable = strdup(progress);
@@ -540,15 +547,36 @@ static void drop_window(cdc_snapshot *s)
 
 static void prefetch_drop(cdc_snapshot *s);
 
+static void close_sessions(cdc_snapshot *s)
+{
+    cdc_snapread_close(s->r);
+    cdc_snapread_close(s->marks);
+    s->r = s->marks = NULL;
+    for (size_t k = 0; k + 1 < CDC_SNAP_MAX_READERS; k++) {
+        cdc_snapread_close(s->more_r[k]);
+        s->more_r[k] = NULL;
+    }
+}
+
+/* The read sessions, r first, in rs; how many. */
+static size_t readers(const cdc_snapshot *s, cdc_snapread **rs)
+{
+    rs[0] = s->r;
+    size_t n = 1;
+    while (n < s->nreaders && s->more_r[n - 1] != NULL) {
+        rs[n] = s->more_r[n - 1];
+        n++;
+    }
+    return n;
+}
+
 void cdc_snapshot_disconnect(cdc_snapshot *s)
 {
     if (s == NULL)
         return;
     prefetch_drop(s);
     drop_window(s);
-    cdc_snapread_close(s->r);
-    cdc_snapread_close(s->marks);
-    s->r = s->marks = NULL;
+    close_sessions(s);
 }
 
 void cdc_snapshot_free(cdc_snapshot *s)
@@ -653,6 +681,9 @@ static int open_sessions(cdc_snapshot *s, cdc_error *err)
     int rc = s->r ? 0 : cdc_snapread_open(s->dsn, &s->r, err);
     if (rc == 0 && s->marks == NULL)
         rc = cdc_snapread_open(s->dsn, &s->marks, err);
+    for (size_t k = 0; rc == 0 && k + 1 < s->nreaders; k++)
+        if (s->more_r[k] == NULL)
+            rc = cdc_snapread_open(s->dsn, &s->more_r[k], err);
     if (rc < 0)
         return rc;
     return load_tables(s, err);
@@ -928,13 +959,12 @@ static int start_chunk(cdc_snapshot *s, cdc_error *err)
             s->conflict = false;
             return 0;
         }
-        rc = cdc_snapread_chunk(s->r, t, (const char *const *)s->after, s->chunk_size + 1, &s->rows,
-                                err);
+        cdc_snapread *rs[CDC_SNAP_MAX_READERS];
+        size_t nr = readers(s, rs);
+        rc = cdc_snap_window_read(rs, nr, t, (const char *const *)s->after, s->chunk_size, &s->rows,
+                                  &s->nrows, &s->more, err);
         if (rc < 0)
             return rc;
-        size_t n = cdc_snap_rows_count(s->rows);
-        s->more = n > s->chunk_size;
-        s->nrows = s->more ? s->chunk_size : n;
         if (build_hash(s) < 0)
             return cdc_err(err, CDC_ENOMEM, "out of memory");
     }
@@ -952,7 +982,7 @@ static int start_chunk(cdc_snapshot *s, cdc_error *err)
 static void *prefetch_main(void *arg)
 {
     prefetch *p = arg;
-    p->rc = cdc_snapread_table(p->r, p->publication, p->relid, &p->fresh, &p->err);
+    p->rc = cdc_snapread_table(p->r[0], p->publication, p->relid, &p->fresh, &p->err);
     if (p->rc == CDC_ENOTFOUND) {
         p->gone = true;
         p->rc = 0;
@@ -963,8 +993,8 @@ static void *prefetch_main(void *arg)
     p->have_fresh = true;
     if (p->fresh.nchunk != p->nafter)
         return NULL; /* its key changed: not taken up, read as start_chunk reads it */
-    p->rc = cdc_snapread_chunk(p->r, &p->fresh, (const char *const *)p->after, p->limit, &p->rows,
-                               &p->err);
+    p->rc = cdc_snap_window_read(p->r, p->nr, &p->fresh, (const char *const *)p->after, p->chunk,
+                                 &p->rows, &p->nrows, &p->more, &p->err);
     p->read_ms = now_ms();
     return NULL;
 }
@@ -1019,11 +1049,11 @@ static int prefetch_start(cdc_snapshot *s, cdc_error *err)
         }
         p->nafter++;
     }
-    p->r = s->r;
+    p->nr = readers(s, p->r);
     p->publication = s->publication;
     p->relid = t->relid;
     p->ti = s->ti;
-    p->limit = s->chunk_size + 1;
+    p->chunk = s->chunk_size;
     p->seq = ++s->last_seq;
     char content[64];
     snprintf(content, sizeof(content), "%016" PRIx64 ":%" PRIu64 " low", s->run_id, p->seq);
@@ -1083,9 +1113,8 @@ static void adopt_prefetch(cdc_snapshot *s)
     s->low = p->low;
     s->rows = p->rows;
     p->rows = NULL;
-    size_t n = cdc_snap_rows_count(s->rows);
-    s->more = n > s->chunk_size;
-    s->nrows = s->more ? s->chunk_size : n;
+    s->more = p->more;
+    s->nrows = p->nrows;
     s->read_us = p->read_ms * 1000;
     prefetch_drop(s);
     if (build_hash(s) < 0) {
@@ -1231,13 +1260,14 @@ void cdc_snapshot_txn(cdc_snapshot *s, uint32_t xid, cdc_lsn commit_lsn)
     s->cur_txn = &s->seen[b];
 }
 
-/* Whether the read's snapshot sees transaction xid (32-bit, as pgoutput sends it). */
-static bool visible(const cdc_snapshot *s, uint32_t xid)
+/* Whether the snapshot of part of the rows (one read) sees transaction xid (32-bit, as
+ * pgoutput sends it). */
+static bool visible(const cdc_snapshot *s, size_t part, uint32_t xid)
 {
     uint64_t xmin, xmax;
     const uint32_t *xip;
     size_t nxip;
-    cdc_snap_rows_snapshot(s->rows, &xmin, &xmax, &xip, &nxip);
+    cdc_snap_rows_snapshot(s->rows, part, &xmin, &xmax, &xip, &nxip);
     if ((int32_t)(xid - (uint32_t)xmax) >= 0)
         return false; /* started after the snapshot */
     for (size_t i = 0; i < nxip; i++)
@@ -1253,15 +1283,15 @@ static uint64_t relid_bit(uint32_t relid)
     return UINT64_C(1) << (relid % 64);
 }
 
-/* True when a transaction the chunk's snapshot saw as running had committed before the
- * low watermark (the stream carried it already). */
-static bool snapshot_behind_stream(cdc_snapshot *s)
+/* True when a transaction the snapshot of one of the window's reads saw as running had
+ * committed before the low watermark (the stream carried it already). */
+static bool part_behind_stream(cdc_snapshot *s, size_t part)
 {
     uint64_t xmin, xmax;
     const uint32_t *xip, *committed;
     size_t nxip, ncommitted;
-    cdc_snap_rows_snapshot(s->rows, &xmin, &xmax, &xip, &nxip);
-    cdc_snap_rows_committed(s->rows, &committed, &ncommitted);
+    cdc_snap_rows_snapshot(s->rows, part, &xmin, &xmax, &xip, &nxip);
+    cdc_snap_rows_committed(s->rows, part, &committed, &ncommitted);
     uint64_t bit = relid_bit(s->tables[s->ti].relid);
     bool behind = false;
     for (size_t k = 0; k < nxip && !behind; k++) {
@@ -1279,11 +1309,31 @@ static bool snapshot_behind_stream(cdc_snapshot *s)
         if (behind)
             s->behind_xid = xip[k];
     }
-    /* What this snapshot does not list has left the list for good; those it lists and were
-     * not recorded are the ones that lingered from before: record them as streamed
-     * before L, to every table (their changes are not known). */
-    seen_prune(s, xmax, xip, nxip);
-    if (!s->seeded) {
+    return behind;
+}
+
+/* part_behind_stream for any read of the window; then what the reads' snapshots tell of
+ * the transactions recorded. */
+static bool snapshot_behind_stream(cdc_snapshot *s)
+{
+    size_t nparts = cdc_snap_rows_parts(s->rows);
+    bool behind = false;
+    for (size_t p = 0; p < nparts && !behind; p++)
+        behind = part_behind_stream(s, p);
+    /* Each snapshot was taken after L and before any later window's. What one does not
+     * list has left the list for good; those it lists and were not recorded are the ones
+     * that lingered from before: record them as streamed before L, to every table (their
+     * changes are not known). */
+    bool seeding = !s->seeded;
+    for (size_t p = 0; p < nparts; p++) {
+        uint64_t xmin, xmax;
+        const uint32_t *xip, *committed;
+        size_t nxip, ncommitted;
+        cdc_snap_rows_snapshot(s->rows, p, &xmin, &xmax, &xip, &nxip);
+        seen_prune(s, xmax, xip, nxip);
+        if (!seeding)
+            continue;
+        cdc_snap_rows_committed(s->rows, p, &committed, &ncommitted);
         for (size_t c = 0; c < ncommitted; c++) {
             if (seen_find(s, committed[c]) != NULL)
                 continue;
@@ -1292,8 +1342,9 @@ static bool snapshot_behind_stream(cdc_snapshot *s)
                 s->cur_txn->rels = ~UINT64_C(0);
         }
         s->cur_txn = NULL;
-        s->seeded = true;
     }
+    if (seeding)
+        s->seeded = true;
     return behind;
 }
 
@@ -1669,7 +1720,8 @@ static void patch_row(cdc_snapshot *s, const cdc_event *ev)
         s->conflict = true;
         return;
     }
-    if (i < 0 || s->dropped[i])
+    /* a new key is not in the chunk, and a row read after the update has it */
+    if (i < 0 || s->dropped[i] || visible(s, cdc_snap_rows_part_of(s->rows, (size_t)i), ev->xid))
         return;
     const cdc_snap_table *t = &s->tables[s->ti];
     if (s->patch == NULL && (s->patch = calloc(s->nrows, sizeof(*s->patch))) == NULL) {
@@ -1754,7 +1806,7 @@ int cdc_snapshot_change(cdc_snapshot *s, const cdc_event *ev, cdc_error *err)
         bool touches = ev->relid == t->relid;
         for (size_t i = 0; ev->op == CDC_EVENT_TRUNCATE && i < ev->truncate.nrels; i++)
             touches |= ev->truncate.rels[i].relid == t->relid;
-        if (touches && !visible(s, ev->xid))
+        if (touches && !visible(s, 0, ev->xid))
             s->conflict = true;
         return 0;
     }
@@ -1781,8 +1833,8 @@ int cdc_snapshot_change(cdc_snapshot *s, const cdc_event *ev, cdc_error *err)
     if (ev->after) {
         if (whole)
             drop_key(s, ev->after);
-        else if (!visible(s, ev->xid))
-            patch_row(s, ev); /* a new key is not in the chunk: nothing to patch */
+        else
+            patch_row(s, ev); /* when the read did not see it */
     }
     if (ev->before && ev->before_image != CDC_EVENT_IMAGE_NONE) {
         if (ev->op == CDC_EVENT_DELETE || key_changed || whole)
@@ -1951,6 +2003,11 @@ void cdc_snapshot_set_inflight(cdc_snapshot *s, size_t chunks)
     s->inflight = chunks ? chunks : 1;
 }
 
+void cdc_snapshot_set_threads(cdc_snapshot *s, size_t n)
+{
+    s->nreaders = n < 1 ? 1 : n > CDC_SNAP_MAX_READERS ? CDC_SNAP_MAX_READERS : n;
+}
+
 void cdc_snapshot_set_log_every(cdc_snapshot *s, int64_t ms)
 {
     s->log_every_ms = ms > 0 ? ms : 10000;
@@ -1973,7 +2030,7 @@ static int push_pending(cdc_snapshot *s, cdc_lsn h, char *text)
 cdc_lsn cdc_snapshot_chunk_done(cdc_snapshot *s)
 {
     cdc_lsn h = s->high;
-    s->st.chunks++;
+    s->st.chunks += s->rows && !s->pass ? cdc_snap_rows_parts(s->rows) : 1;
     if (s->rows == NULL) {
         /* the closing chunk: every table of the round is read */
         cdc_log_status(NULL);
@@ -2055,9 +2112,7 @@ cdc_lsn cdc_snapshot_chunk_done(cdc_snapshot *s)
     adopt_prefetch(s);
     if (s->done) {
         /* nothing more to read: give the server its sessions back */
-        cdc_snapread_close(s->r);
-        cdc_snapread_close(s->marks);
-        s->r = s->marks = NULL;
+        close_sessions(s);
     }
     return h;
 }

@@ -602,7 +602,7 @@ class SnapshotKafkaTest(TestCase):
     CHUNK = 500
     INFLIGHT = 2  # snapshot.max.inflight.chunks: a kill reads at most this many chunks again
 
-    def setup_source(self, mode="initial", inflight=INFLIGHT):
+    def setup_source(self, mode="initial", inflight=INFLIGHT, threads=1):
         pg = self.pg_cluster()
         if pg.version < 14:
             self.skipTest("snapshots need PostgreSQL 14 (the refusal is in SnapshotModesTest)")
@@ -614,7 +614,7 @@ class SnapshotKafkaTest(TestCase):
             "source.dsn": pg.dsn(), "topic.prefix": PREFIX, "checkpoint.path": ckpt,
             "kafka.bootstrap.servers": kafka.bootstrap, "status.interval": "1s",
             "snapshot.mode": mode, "snapshot.chunk.size": self.CHUNK,
-            "snapshot.max.inflight.chunks": inflight,
+            "snapshot.max.inflight.chunks": inflight, "snapshot.max.threads": threads,
         })
         return pg, kafka, cfg, ckpt, list(topics)
 
@@ -656,13 +656,31 @@ class SnapshotKafkaTest(TestCase):
         return msgs
 
     def test_seam_under_a_concurrent_workload(self):
-        pg, kafka, cfg, ckpt, topics = self.setup_source()
+        self.assertEqual(self.seam(threads=1), 3, "sessions: the reader, the watermarks' and "
+                                                  "the catalog's")
+
+    def test_seam_with_three_readers(self):
+        """snapshot.max.threads = 3: each window of a table is cut into three key ranges,
+        read at once on three connections; the seam holds as with one."""
+        self.assertEqual(self.seam(threads=3), 5, "sessions: three readers, the watermarks' "
+                                                  "and the catalog's")
+
+    def seam(self, threads):
+        """The seam under the workload; returns the most SQL sessions pgcdc held at once
+        during the snapshot (the walsender not counted)."""
+        pg, kafka, cfg, ckpt, topics = self.setup_source(threads=threads)
         churn = Churn(pg.dsn(), self.ROWS, seed=random.randrange(1 << 30))
         churn.start()
         self.addCleanup(churn.stop_event.set)
         time.sleep(0.3)
         p = self.start_pgcdc(["start", "-c", cfg])
-        self.wait_snapshot(p, ckpt, lambda s: s == "done")
+        sessions = 0
+        while checkpoint_snapshot(ckpt) != "done":
+            self.assertTrue(p.alive(), f"pgcdc exited ({p.poll()}):\n{p.stderr()[-3000:]}")
+            n = pg.sql_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                           "'pgcdc' AND backend_type = 'client backend'")
+            sessions = max(sessions, n)
+            time.sleep(0.05)
         time.sleep(0.5)  # streaming goes on after it
         p.signal(signal.SIGTERM)
         self.assertEqual(p.wait(60), 0, p.stderr()[-3000:])
@@ -670,9 +688,11 @@ class SnapshotKafkaTest(TestCase):
         m = re.search(r"every table read \((\d+) rows; (\d+) dropped", err)
         self.assertIsNotNone(m, err[-3000:])
         print(f"\n{churn.commits} workload commits during the snapshot; {m.group(1)} rows read, "
-              f"{m.group(2)} dropped for changes in their window", flush=True)
+              f"{m.group(2)} dropped for changes in their window; {sessions} sessions at most "
+              f"({threads} reader{'s' if threads > 1 else ''})", flush=True)
         self.assertGreater(churn.commits, 50, "the workload did not run during the snapshot")
         self.drain_and_check(pg, kafka, cfg, ckpt, topics, churn)
+        return sessions
 
     def test_incremental_snapshot_while_streaming(self):
         """pgcdc snapshot --tables asks a running pgcdc (here one that took no initial
@@ -883,23 +903,37 @@ class SnapshotKafkaTest(TestCase):
         self.stop_when_done(p, ckpt)
 
     def test_kill9_twice_during_the_snapshot(self):
-        pg, kafka, cfg, ckpt, topics = self.setup_source()
+        self.kill9_twice(threads=1)
+
+    def test_kill9_twice_with_two_readers(self):
+        """With snapshot.max.threads = 2 a window is two chunks, one per reader: a kill reads
+        at most snapshot.max.inflight.chunks windows again, that many chunks per reader."""
+        self.kill9_twice(threads=2)
+
+    def kill9_twice(self, threads):
+        pg, kafka, cfg, ckpt, topics = self.setup_source(threads=threads)
+        window = threads * self.CHUNK  # rows a window reads, when no range grew or shrank
         churn = Churn(pg.dsn(), self.ROWS, seed=random.randrange(1 << 30))
         churn.start()
         self.addCleanup(churn.stop_event.set)
-        # 1: dies by itself in the middle of its fourth chunk (rows of it already sent)
+        # 1: dies by itself in the middle of its fourth window (rows of it already sent)
         p = self.start_pgcdc(["start", "-c", cfg],
-                             env={"PGCDC_CRASHPOINT": f"snapshot-row:{3 * self.CHUNK + 250}"},
+                             env={"PGCDC_CRASHPOINT": f"snapshot-row:{3 * window + 250}"},
                              name="pgcdc#1")
         self.assertEqual(p.wait(120), -signal.SIGKILL, p.stderr()[-3000:])
         first = checkpoint_snapshot(ckpt)
         self.assertTrue(first and first.startswith("running "), first)
-        # status tells how far it got: the chunks before the fourth, but the INFLIGHT - 1
-        # before it that may not have been delivered yet
+        # status tells how far it got: the windows before the one the kill came in, but the
+        # INFLIGHT - 1 before it that may not have been delivered yet. With several readers
+        # a range holds the rows it has when it is read, not when it was cut: the workload's
+        # deletes in between move the count by a few.
         st = run_pgcdc(["status", "-c", cfg, "--json"], timeout=30)
         snap = json.loads(st.stdout)["checkpoint"]["snapshot"]
         durable = snap["rows"]
-        self.assertIn(durable, [k * self.CHUNK for k in range(4 - self.INFLIGHT, 4)], snap)
+        slack = 0 if threads == 1 else 10
+        self.assertTrue(any(abs(durable - k * window) <= slack
+                            for k in range(4 - self.INFLIGHT, 4)),
+                        f"{durable} rows durable: not the windows before the fourth ({snap})")
         self.assertEqual((snap["state"], snap["table"], snap["tables_done"], snap["tables"]),
                          ("running", "public.acct", 0, 5), snap)
         self.assertEqual(snap["estimated_rows"], self.ROWS)
@@ -910,9 +944,13 @@ class SnapshotKafkaTest(TestCase):
         # 2: killed from outside once it is past where the first stopped
         p = self.start_pgcdc(["start", "-c", cfg], name="pgcdc#2")
         self.wait_snapshot(p, ckpt, lambda s: s != first)
-        time.sleep(random.uniform(0.05, 0.4))
+        time.sleep(random.uniform(0.0, 0.1))
         self.assertTrue(p.alive(), p.stderr()[-3000:])
         p.kill()
+        # (the third run is to die in applog's read: this kill must come before it)
+        applog = pg.sql_one("SELECT 'applog'::regclass::oid")
+        self.assertLess(int(checkpoint_snapshot(ckpt).split()[1]), applog,
+                        "the second kill came after applog was read")
         # 3: dies by itself in the middle of the one-pass read of applog (no key): that
         # table is read again from its start, the others go on where they were
         p = self.start_pgcdc(["start", "-c", cfg], name="pgcdc#3",
@@ -936,12 +974,13 @@ class SnapshotKafkaTest(TestCase):
             if ev is not None and ev["op"] == "r" and m["key"] is not None:
                 reads[(m["topic"], m["key"])] += 1
         again = sum(n - 1 for n in reads.values() if n > 1)
-        print(f"\nrows with a key read again after 2 kills: {again} (chunk {self.CHUNK})",
-              flush=True)
+        print(f"\nrows with a key read again after 2 kills: {again} (chunk {self.CHUNK}, "
+              f"{threads} reader{'s' if threads > 1 else ''})", flush=True)
         # (how many depends on what librdkafka had delivered when each kill came; the
         # status check above shows the first came with its fourth chunk in the air)
-        self.assertLessEqual(again, 2 * self.INFLIGHT * self.CHUNK,
-                             "more than snapshot.max.inflight.chunks chunks per kill read again")
+        self.assertLessEqual(again, 2 * self.INFLIGHT * window,
+                             "more than snapshot.max.inflight.chunks chunks per reader and kill "
+                             "read again")
         # the keyless table: what the killed pass had sent (up to 699 rows, those librdkafka
         # delivered before the kill), then the whole table again from its start
         applog = sum(1 for m in msgs if m["topic"] == f"{PREFIX}.public.applog"
