@@ -9,7 +9,8 @@ On one throwaway PostgreSQL 15, for a table of --rows rows of about 130 bytes:
   floor of what reading costs the server;
 - pgcdc snapshot.mode = initial_only of the table into the test broker, JSON (rows/s from
   pgcdc's own "reading" to "every table read" log lines, and the process's peak RSS), with
-  the default snapshot.max.inflight.chunks = 2 and again with 1;
+  the default snapshot.max.inflight.chunks = 2 and again with 1, and with
+  snapshot.max.threads = 2 (two connections, a key range each, per window);
 - pgcdc streaming the same rows (inserted after the slot in one transaction) with --endpos,
   rows/s from "streaming from slot" to "stopped at";
 - a 2 KB-row table (--wide rows) snapshot;
@@ -251,6 +252,12 @@ class Bench:
                     **{"snapshot.max.inflight.chunks": 1})
                 log(f"snapshot, snapshot.max.inflight.chunks = 1: "
                     f"{r['snapshot_json_inflight1']:.0f} rows/s")
+                r["snapshot_json_threads2"], r["snapshot_json_threads2_rss_mb"] = self.snapshot(
+                    pg, "narrow", broker.bootstrap, "snap", a.rows,
+                    **{"snapshot.max.threads": 2})
+                log(f"snapshot, snapshot.max.threads = 2: "
+                    f"{r['snapshot_json_threads2']:.0f} rows/s, peak RSS "
+                    f"{r['snapshot_json_threads2_rss_mb']:.1f} MB")
                 r["stream_json"], r["stream_json_rss_mb"] = self.stream(
                     pg, NARROW, NARROW_FILL, "streamed", broker.bootstrap, a.rows)
                 log(f"streaming the same rows: {r['stream_json']:.0f} rows/s")
@@ -260,6 +267,10 @@ class Bench:
                     pg, "wide", broker.bootstrap, "wide", a.wide)
                 log(f"2 KB rows: {r['snapshot_wide']:.0f} rows/s, peak RSS "
                     f"{r['snapshot_wide_rss_mb']:.1f} MB")
+                r["snapshot_wide_threads2"], r["snapshot_wide_threads2_rss_mb"] = self.snapshot(
+                    pg, "wide", broker.bootstrap, "wide", a.wide, **{"snapshot.max.threads": 2})
+                log(f"2 KB rows, snapshot.max.threads = 2: {r['snapshot_wide_threads2']:.0f} "
+                    f"rows/s, peak RSS {r['snapshot_wide_threads2_rss_mb']:.1f} MB")
                 if a.big:
                     fill(pg, NARROW, NARROW_FILL, "big", a.big)
                     r["big_rows"] = a.big
@@ -278,6 +289,7 @@ class Bench:
                     log(f"real Kafka: {r['snapshot_kafka']:.0f} rows/s")
         r["ratio_to_stream"] = r["snapshot_json"] / r["stream_json"]
         r["ratio_inflight2_to_1"] = r["snapshot_json"] / r["snapshot_json_inflight1"]
+        r["ratio_threads2_to_1"] = r["snapshot_json_threads2"] / r["snapshot_json"]
         r["ratio_to_copy_binary"] = r["snapshot_json"] / r["copy_binary_1"]
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()},
                          indent=2))
