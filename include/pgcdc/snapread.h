@@ -85,15 +85,18 @@ int cdc_snapread_chunk(cdc_snapread *r, const cdc_snap_table *t, const char *con
 
 /*
  * Split points for reading the rows after after in ranges: the chunk key of
- * every step-th of the next nmax * step rows (in t's row filter), at most nmax
- * of them, in *ret as *n times t->nchunk text values (free with
- * cdc_snap_bounds_free(*ret, *n * t->nchunk)). Its own statement: the points
- * are only where to cut; each range is read under its own snapshot. None (0)
- * when the table has fewer rows or a key with a NULL.
+ * the step-th row after after (in t's row filter), of the step-th after that,
+ * and so on, up to nmax of them (fewer when the rows run out first), in *ret
+ * as *n times t->nchunk text values (free with cdc_snap_bounds_free(*ret,
+ * nmax * t->nchunk)). A statement of its own per cut: the points are only
+ * where to cut; each range is read under its own snapshot.
  */
 int cdc_snapread_bounds(cdc_snapread *r, const cdc_snap_table *t, const char *const *after,
                         size_t step, size_t nmax, char ***ret, size_t *n, cdc_error *err);
 void cdc_snap_bounds_free(char **v, size_t n);
+
+/* Whether t has a row (in its row filter) now, in a statement of its own. */
+int cdc_snapread_has_rows(cdc_snapread *r, const cdc_snap_table *t, bool *ret, cdc_error *err);
 
 /*
  * A table without a chunk key is read in one pass: begin a REPEATABLE READ

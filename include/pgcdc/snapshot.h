@@ -47,8 +47,9 @@ int cdc_snapshot_set_signal_table(cdc_snapshot *s, const char *name, cdc_error *
 void cdc_snapshot_set_inflight(cdc_snapshot *s, size_t chunks);
 
 /* snapshot.max.threads: sessions that read each window at once, a key range each (1
- * unless set, at most 16): a window is then up to n chunks, and each of n - 1 more
- * sessions stays open while the snapshot runs. */
+ * unless set, at most 16): a window is then n chunks as cut (window.h: a range that grew
+ * since holds up to twice a chunk), and each of n - 1 more sessions stays open while the
+ * snapshot runs. */
 void cdc_snapshot_set_threads(cdc_snapshot *s, size_t n);
 
 /* A progress line in the log every ms while a table is read (default 10 s). */
@@ -125,7 +126,7 @@ void cdc_snapshot_info_free(cdc_snapshot_info *info);
 typedef struct cdc_snapshot_stats {
     uint64_t rows;      /* rows handed to the sink */
     uint64_t dropped;   /* chunk rows dropped for a change in their window */
-    uint64_t chunks;    /* chunks finished */
+    uint64_t chunks;    /* windows finished (a chunk per reader, the closing one) */
     uint64_t retries;   /* chunks read again (a transaction the read did not see) */
     size_t tables_done; /* of tables */
     size_t tables;

@@ -592,6 +592,27 @@ fail:
     return rc;
 }
 
+int cdc_snapread_has_rows(cdc_snapread *r, const cdc_snap_table *t, bool *ret, cdc_error *err)
+{
+    cdc_buf sql = {0};
+    int rc = cdc_buf_puts(&sql, "SELECT EXISTS (SELECT 1");
+    rc |= from_where(r, t, false, false, &sql);
+    rc |= cdc_buf_puts(&sql, ")");
+    if (rc != 0 || cdc_buf_append(&sql, "", 1) < 0) {
+        cdc_buf_free(&sql);
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    }
+    char what[600];
+    snprintf(what, sizeof(what), "look for rows in \"%s.%s\"", t->schema, t->table);
+    PGresult *res = cdc_pg_exec(r->conn, what, (const char *)sql.data, err);
+    cdc_buf_free(&sql);
+    if (res == NULL)
+        return denied(t, err) ? CDC_EPGSETUP : CDC_EPG;
+    *ret = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return 0;
+}
+
 int cdc_snapread_bounds(cdc_snapread *r, const cdc_snap_table *t, const char *const *after,
                         size_t step, size_t nmax, char ***ret, size_t *n, cdc_error *err)
 {
@@ -599,58 +620,60 @@ int cdc_snapread_bounds(cdc_snapread *r, const cdc_snap_table *t, const char *co
     *n = 0;
     if (t->nchunk == 0 || step == 0 || nmax == 0)
         return 0;
-    /* every step-th key after after, of the next nmax * step rows: an index-only scan of
-     * the key in its own short statement */
-    cdc_buf sql = {0};
-    int rc = cdc_buf_puts(&sql, "SELECT ");
-    rc |= key_list(r, t, &sql);
-    rc |= cdc_buf_puts(&sql, " FROM (SELECT ");
-    rc |= key_list(r, t, &sql);
-    rc |= cdc_buf_puts(&sql, ", pg_catalog.row_number() OVER () AS pgcdc_rn FROM (SELECT ");
-    rc |= key_list(r, t, &sql);
-    rc |= from_where(r, t, after != NULL, false, &sql);
-    rc |= cdc_buf_puts(&sql, " ORDER BY ");
-    rc |= key_list(r, t, &sql);
-    rc |= cdc_buf_printf(&sql,
-                         " LIMIT %zu) AS pgcdc_k) AS pgcdc_n WHERE pgcdc_rn %% %zu = 0 "
-                         "ORDER BY pgcdc_rn",
-                         nmax * step, step);
-    if (rc != 0 || cdc_buf_append(&sql, "", 1) < 0) {
-        cdc_buf_free(&sql);
+    /* the step-th key after the last cut (after, at first): an index-only scan of the key,
+     * in a statement of its own per cut */
+    cdc_buf first = {0}, next = {0};
+    int rc = 0;
+    for (int k = 0; k < 2; k++) {
+        cdc_buf *sql = k ? &next : &first;
+        rc |= cdc_buf_puts(sql, "SELECT ");
+        rc |= key_list(r, t, sql);
+        rc |= from_where(r, t, k == 1 || after != NULL, false, sql);
+        rc |= cdc_buf_puts(sql, " ORDER BY ");
+        rc |= key_list(r, t, sql);
+        rc |= cdc_buf_printf(sql, " OFFSET %zu LIMIT 1", step - 1);
+        if (cdc_buf_append(sql, "", 1) < 0)
+            rc = -1;
+    }
+    char **v = calloc(nmax * t->nchunk + 1, sizeof(*v));
+    if (rc != 0 || v == NULL) {
+        cdc_buf_free(&first);
+        cdc_buf_free(&next);
+        free(v);
         return cdc_err(err, CDC_ENOMEM, "out of memory");
     }
     char what[600];
     snprintf(what, sizeof(what), "split a snapshot chunk of \"%s.%s\"", t->schema, t->table);
-    PGresult *res =
-        cdc_pg_execp(r->conn, what, (const char *)sql.data, after ? (int)t->nchunk : 0, after, err);
-    cdc_buf_free(&sql);
-    if (res == NULL)
-        return denied(t, err) ? CDC_EPGSETUP : CDC_EPG;
-    size_t rows = (size_t)PQntuples(res);
-    if (rows > nmax)
-        rows = nmax;
-    char **v = calloc(rows * t->nchunk + 1, sizeof(*v));
-    if (v == NULL) {
-        PQclear(res);
-        return cdc_err(err, CDC_ENOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < rows; i++)
-        for (size_t k = 0; k < t->nchunk; k++) {
-            if (PQgetisnull(res, (int)i, (int)k)) {
-                /* a NULL in a replica identity index: no order to split by here */
-                cdc_snap_bounds_free(v, rows * t->nchunk);
-                PQclear(res);
-                return 0;
-            }
-            if ((v[i * t->nchunk + k] = strdup(PQgetvalue(res, (int)i, (int)k))) == NULL) {
-                cdc_snap_bounds_free(v, rows * t->nchunk);
-                PQclear(res);
-                return cdc_err(err, CDC_ENOMEM, "out of memory");
-            }
+    size_t got = 0;
+    rc = 0;
+    while (got < nmax && rc == 0) {
+        const char *const *from = got ? (const char *const *)&v[(got - 1) * t->nchunk] : after;
+        const cdc_buf *sql = got ? &next : &first;
+        PGresult *res = cdc_pg_execp(r->conn, what, (const char *)sql->data,
+                                     from ? (int)t->nchunk : 0, from, err);
+        if (res == NULL) {
+            rc = denied(t, err) ? CDC_EPGSETUP : CDC_EPG;
+            break;
         }
-    PQclear(res);
+        bool row = PQntuples(res) == 1;
+        for (size_t k = 0; row && k < t->nchunk; k++)
+            row = !PQgetisnull(res, 0, (int)k); /* (a key has no NULL) */
+        for (size_t k = 0; row && k < t->nchunk; k++)
+            if ((v[got * t->nchunk + k] = strdup(PQgetvalue(res, 0, (int)k))) == NULL)
+                rc = cdc_err(err, CDC_ENOMEM, "out of memory");
+        PQclear(res);
+        if (!row || rc < 0)
+            break; /* fewer than step rows left: no more cuts */
+        got++;
+    }
+    cdc_buf_free(&first);
+    cdc_buf_free(&next);
+    if (rc < 0) {
+        cdc_snap_bounds_free(v, nmax * t->nchunk);
+        return rc;
+    }
     *ret = v;
-    *n = rows;
+    *n = got;
     return 0;
 }
 

@@ -90,8 +90,8 @@ typedef struct prefetch {
     int64_t read_ms;
 } prefetch;
 
-/* No read-ahead after a chunk whose rows hold more than this: memory would hold two such
- * chunks (2 KB rows at the default chunk size are 20 MB a chunk). */
+/* No read-ahead after a window whose rows hold more than this per reader: memory would
+ * hold two such windows (2 KB rows at the default chunk size are 20 MB a chunk). */
 #define PREFETCH_MAX_BYTES (8u << 20)
 
 /* Rows a one-pass read of a table without a chunk key fetches at a time. */
@@ -177,6 +177,8 @@ struct cdc_snapshot {
     uint32_t behind_xid; /* the transaction that made the last chunk be read again */
 
     bool first_row_sent;
+    size_t empty_from; /* tables from this index on were empty when looked at (ended_last) */
+    bool empty_known;
     uint32_t announced; /* the table whose read the log announced last */
     int64_t table_start_ms, last_log_ms;
     int64_t log_every_ms;   /* a progress line in the log this often (status.interval) */
@@ -617,6 +619,7 @@ static int load_tables(cdc_snapshot *s, cdc_error *err)
     s->ntables = 0;
     s->map_cols = s->shape_cols = NULL;
     s->stale = false;
+    s->empty_known = false;
     int rc = cdc_snapread_tables(s->r, s->publication, &s->tables, &s->ntables, err);
     if (rc < 0)
         return rc;
@@ -1034,7 +1037,8 @@ static void prefetch_drop(cdc_snapshot *s)
 static int prefetch_start(cdc_snapshot *s, cdc_error *err)
 {
     if (s->pass || s->conflict || s->ti >= s->ntables || !s->more || s->stale || s->nrows == 0 ||
-        s->pf.running || s->r == NULL || cdc_snap_rows_bytes(s->rows) > PREFETCH_MAX_BYTES)
+        s->pf.running || s->r == NULL ||
+        cdc_snap_rows_bytes(s->rows) > PREFETCH_MAX_BYTES * s->nreaders)
         return 0;
     prefetch_drop(s);
     prefetch *p = &s->pf;
@@ -1717,10 +1721,12 @@ static void patch_row(cdc_snapshot *s, const cdc_event *ev)
 {
     long i = find_row(s, ev->after);
     if (i == -2) {
-        s->conflict = true;
+        /* which row is not known: fine if every read saw the update */
+        for (size_t p = 0; p < cdc_snap_rows_parts(s->rows) && !s->conflict; p++)
+            s->conflict = !visible(s, p, ev->xid);
         return;
     }
-    /* a new key is not in the chunk, and a row read after the update has it */
+    /* a new key is not in the chunk, and a row whose read saw the update has it */
     if (i < 0 || s->dropped[i] || visible(s, cdc_snap_rows_part_of(s->rows, (size_t)i), ev->xid))
         return;
     const cdc_snap_table *t = &s->tables[s->ti];
@@ -1854,6 +1860,34 @@ bool cdc_snapshot_emitting(const cdc_snapshot *s)
     return s != NULL && s->ws == W_EMIT;
 }
 
+/*
+ * Whether the table being read is the last with rows, so that its last row is the
+ * snapshot's last (Debezium marks the last row it sends "last"): the tables after it are
+ * looked at once, from the end, on the watermark session, when the first table ends. A
+ * table after it that gets rows later still marks its own last row "last"; a look that
+ * fails counts the table as having rows.
+ */
+static bool ends_snapshot(cdc_snapshot *s)
+{
+    if (!s->empty_known) {
+        s->empty_known = true;
+        s->empty_from = s->ntables;
+        while (s->empty_from > s->ti + 1) {
+            bool has = true;
+            cdc_error e = {0};
+            if ((s->marks == NULL && cdc_snapread_open(s->dsn, &s->marks, &e) < 0) ||
+                cdc_snapread_has_rows(s->marks, &s->tables[s->empty_from - 1], &has, &e) < 0) {
+                cdc_log_debug("snapshot: cannot tell whether a table is empty: %s", e.msg);
+                has = true;
+            }
+            if (has)
+                break;
+            s->empty_from--;
+        }
+    }
+    return s->ti + 1 >= s->empty_from;
+}
+
 /* The snapshot marker of a row: first overall, first/last of its table, last overall. */
 static const char *marker(cdc_snapshot *s, bool last_of_table)
 {
@@ -1865,7 +1899,7 @@ static const char *marker(cdc_snapshot *s, bool last_of_table)
     else if (!s->table_marked)
         mark = "first_in_data_collection";
     if (last_of_table)
-        mark = s->ti + 1 == s->ntables ? "last" : "last_in_data_collection";
+        mark = ends_snapshot(s) ? "last" : "last_in_data_collection";
     s->first_row_sent = true;
     return mark;
 }
@@ -2030,7 +2064,7 @@ static int push_pending(cdc_snapshot *s, cdc_lsn h, char *text)
 cdc_lsn cdc_snapshot_chunk_done(cdc_snapshot *s)
 {
     cdc_lsn h = s->high;
-    s->st.chunks += s->rows && !s->pass ? cdc_snap_rows_parts(s->rows) : 1;
+    s->st.chunks++;
     if (s->rows == NULL) {
         /* the closing chunk: every table of the round is read */
         cdc_log_status(NULL);

@@ -95,7 +95,7 @@ int cdc_snap_window_read(cdc_snapread *const *r, size_t nr, const cdc_snap_table
         if (cdc_snap_rows_append(all, rows, keep) < 0)
             rc = cdc_err(err, CDC_ENOMEM, "out of memory");
     }
-    cdc_snap_bounds_free(cut, ncut * t->nchunk);
+    cdc_snap_bounds_free(cut, nr > 1 ? (nr - 1) * t->nchunk : 0);
     if (rc < 0) {
         cdc_snap_rows_free(all);
         *more = false;

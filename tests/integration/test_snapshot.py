@@ -237,6 +237,24 @@ class SnapshotModesTest(TestCase):
         self.assertEqual([(e["op"], e["table"]) for e in evs], [("c", "acct")])
         self.assertNotIn("snapshot:", err)
 
+    def test_last_marker_when_the_last_tables_are_empty(self):
+        """Debezium marks the last row it sends "last": when the tables read last are empty,
+        that is the last row of the last table with rows (two readers, so a window is two
+        key ranges)."""
+        pg, cfg, ckpt = self.small_source(
+            ["CREATE TABLE a (id int PRIMARY KEY, v text)",
+             "INSERT INTO a SELECT g, 'a' || g FROM generate_series(1, 700) g",
+             "CREATE TABLE b (id int PRIMARY KEY)", "CREATE TABLE c (x int, y int)"],
+            "a, b, c", {"snapshot.mode": "initial", "snapshot.chunk.size": 100,
+                        "snapshot.max.threads": 2})
+        evs, err = self.run_to_end(pg, cfg)
+        reads = [e for e in evs if e["op"] == "r"]
+        self.assertEqual(sorted(int(e["after"]["id"]) for e in reads), list(range(1, 701)))
+        marks = collections.Counter(e["snapshot"] for e in reads)
+        self.assertEqual((reads[0]["snapshot"], reads[-1]["snapshot"]), ("first", "last"))
+        self.assertEqual((marks["last"], marks["last_in_data_collection"]), (1, 0), marks)
+        self.assertRegex(err, r'snapshot: "public.c" done, 0 rows')
+
     def test_no_data_and_never_read_nothing(self):
         for mode in ("no_data", "never"):
             with self.subTest(mode=mode):
