@@ -923,13 +923,14 @@ class SnapshotKafkaTest(TestCase):
     def test_kill9_twice_during_the_snapshot(self):
         self.kill9_twice(threads=1)
 
-    def test_kill9_twice_with_two_readers(self):
-        """With snapshot.max.threads = 2 a window is two chunks, one per reader: a kill reads
-        at most snapshot.max.inflight.chunks windows again, that many chunks per reader."""
-        self.kill9_twice(threads=2)
+    def test_kill9_twice_with_two_readers_one_window_in_flight(self):
+        """With snapshot.max.threads = 2 a window is two chunks, one per reader, and with
+        snapshot.max.inflight.chunks = 1 a kill reads at most one window again: one chunk
+        per reader."""
+        self.kill9_twice(threads=2, inflight=1)
 
-    def kill9_twice(self, threads):
-        pg, kafka, cfg, ckpt, topics = self.setup_source(threads=threads)
+    def kill9_twice(self, threads, inflight=INFLIGHT):
+        pg, kafka, cfg, ckpt, topics = self.setup_source(threads=threads, inflight=inflight)
         window = threads * self.CHUNK  # rows a window reads, when no range grew or shrank
         churn = Churn(pg.dsn(), self.ROWS, seed=random.randrange(1 << 30))
         churn.start()
@@ -942,7 +943,7 @@ class SnapshotKafkaTest(TestCase):
         first = checkpoint_snapshot(ckpt)
         self.assertTrue(first and first.startswith("running "), first)
         # status tells how far it got: the windows before the one the kill came in, but the
-        # INFLIGHT - 1 before it that may not have been delivered yet. With several readers
+        # inflight - 1 before it that may not have been delivered yet. With several readers
         # a range holds the rows it has when it is read, not when it was cut: the workload's
         # deletes in between move the count by a few.
         st = run_pgcdc(["status", "-c", cfg, "--json"], timeout=30)
@@ -950,7 +951,7 @@ class SnapshotKafkaTest(TestCase):
         durable = snap["rows"]
         slack = 0 if threads == 1 else 10
         self.assertTrue(any(abs(durable - k * window) <= slack
-                            for k in range(4 - self.INFLIGHT, 4)),
+                            for k in range(4 - inflight, 4)),
                         f"{durable} rows durable: not the windows before the fourth ({snap})")
         self.assertEqual((snap["state"], snap["table"], snap["tables_done"], snap["tables"]),
                          ("running", "public.acct", 0, 5), snap)
@@ -993,12 +994,12 @@ class SnapshotKafkaTest(TestCase):
                 reads[(m["topic"], m["key"])] += 1
         again = sum(n - 1 for n in reads.values() if n > 1)
         print(f"\nrows with a key read again after 2 kills: {again} (chunk {self.CHUNK}, "
-              f"{threads} reader{'s' if threads > 1 else ''})", flush=True)
+              f"{threads} reader{'s' if threads > 1 else ''}, {inflight} in flight)", flush=True)
         # (how many depends on what librdkafka had delivered when each kill came; the
         # status check above shows the first came with its fourth chunk in the air)
-        self.assertLessEqual(again, 2 * self.INFLIGHT * window,
-                             "more than snapshot.max.inflight.chunks chunks per reader and kill "
-                             "read again")
+        self.assertLessEqual(again, 2 * inflight * window,
+                             "more than snapshot.max.inflight.chunks windows (that many chunks "
+                             "per reader) per kill read again")
         # the keyless table: what the killed pass had sent (up to 699 rows, those librdkafka
         # delivered before the kill), then the whole table again from its start
         applog = sum(1 for m in msgs if m["topic"] == f"{PREFIX}.public.applog"
