@@ -15,9 +15,10 @@ import statistics
 import time
 
 import pgcdc_test
-from pgcdc_test import TestCase, run_pgcdc
+from pgcdc_test import TestCase, lsn_int, run_pgcdc
 
 import exactly_once as eo
+import kafka_check as kc
 
 PREFIX = "sc"
 TABLES = 500
@@ -26,6 +27,7 @@ ROWS_PER_TABLE = 8
 STARTS = 5
 BOUND_S = 30.0
 
+_NONEMPTY_RX = re.compile(r"read the last message of \d+ partitions \((\d+) not empty\)")
 _SCAN_RX = re.compile(r"read the last message of (\d+) partitions \(\d+ not empty\) in (\d+) topics in (\d+) ms; "
                       r"newest position from this source: (\S+) #(\d+)")
 
@@ -69,6 +71,7 @@ class StartupCostTest(TestCase):
         self.assertIsNotNone(first_scan, r.stderr)
         total = sum(eo.topic_total(kafka.bootstrap, t) for t in list(topics)[:20])
         self.assertEqual(total, 20 * ROWS_PER_TABLE)
+        before = self.what_a_scan_finds(kafka, topics)
         pg.sql("UPDATE t000 SET v = 1")  # something to stream after the scan
 
         to_stream = []
@@ -84,6 +87,14 @@ class StartupCostTest(TestCase):
             self.assertEqual(p.terminate(), 0, p.stderr())
             p.close()
 
+        # what the scan found is what the partitions hold: the non-empty ones and the newest
+        # position (the end offsets are asked for 256 partitions at a time: every batch
+        # counts); the first start comes before the update it streams, the others after
+        after = self.what_a_scan_finds(kafka, topics)
+        for k, s in enumerate(scans):
+            found = (int(_NONEMPTY_RX.search(s.group(0)).group(1)),
+                     (lsn_int(s.group(4)), int(s.group(5))))
+            self.assertEqual(found, before if k == 0 else after, s.group(0))
         for s in scans:
             self.assertEqual(int(s.group(1)), TABLES * PARTITIONS)
             self.assertEqual(int(s.group(2)), TABLES + 1)  # the tables' topics + the message topic
@@ -104,6 +115,12 @@ class StartupCostTest(TestCase):
         print(f"test took {time.monotonic() - t_test:.0f} s", flush=True)
         self.assertLess(max(to_stream), BOUND_S)
         self.assertLess(max(scan_ms), BOUND_S * 1000)
+
+    def what_a_scan_finds(self, kafka, topics):
+        """(non-empty partitions, newest (lsn, ordinal) position) of the topics, as read."""
+        msgs, _ = kc.read_topics(kafka.bootstrap, list(topics), fmt="json")
+        return (len({(m["topic"], m["partition"]) for m in msgs}),
+                max((m["lsn"], m["ordinal"]) for m in msgs))
 
 
 if __name__ == "__main__":
