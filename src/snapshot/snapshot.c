@@ -685,8 +685,11 @@ static int open_sessions(cdc_snapshot *s, cdc_error *err)
     if (rc == 0 && s->marks == NULL)
         rc = cdc_snapread_open(s->dsn, &s->marks, err);
     for (size_t k = 0; rc == 0 && k + 1 < s->nreaders; k++)
-        if (s->more_r[k] == NULL)
-            rc = cdc_snapread_open(s->dsn, &s->more_r[k], err);
+        if (s->more_r[k] == NULL && (rc = cdc_snapread_open(s->dsn, &s->more_r[k], err)) < 0)
+            cdc_err_hint(err,
+                         "snapshot.max.threads = %zu opens %zu SQL sessions besides the "
+                         "replication one: lower it, or raise the server's max_connections",
+                         s->nreaders, s->nreaders + 2);
     if (rc < 0)
         return rc;
     return load_tables(s, err);

@@ -255,6 +255,29 @@ class SnapshotModesTest(TestCase):
         self.assertEqual((marks["last"], marks["last_in_data_collection"]), (1, 0), marks)
         self.assertRegex(err, r'snapshot: "public.c" done, 0 rows')
 
+    def test_more_readers_than_the_server_allows(self):
+        """snapshot.max.threads beyond what max_connections leaves: pgcdc stops before
+        sending anything, naming the setting, and with it lowered the snapshot runs."""
+        pg = self.pg_cluster(settings={"max_connections": "8"})
+        if pg.version < 14:
+            self.skipTest("snapshots need PostgreSQL 14")
+        for sql in ["CREATE TABLE a (id int PRIMARY KEY)",
+                    "INSERT INTO a SELECT generate_series(1, 50)",
+                    "CREATE PUBLICATION pgcdc FOR TABLE a",
+                    "SELECT pg_create_logical_replication_slot('pgcdc', 'pgoutput')"]:
+            pg.sql(sql)
+        ckpt = os.path.join(self.tmpdir(), "pgcdc.checkpoint")
+        cfg = self.write_config({"source.dsn": pg.dsn(), "checkpoint.path": ckpt,
+                                 "snapshot.mode": "initial", "snapshot.max.threads": 16})
+        evs, err = self.run_to_end(pg, cfg, rc=1)
+        self.assertIn("too many clients", err)
+        self.assertIn("snapshot.max.threads = 16 opens 18 SQL sessions", err)
+        self.assertIn("raise the server's max_connections", err)
+        self.assertEqual(evs, [])
+        evs, err = self.run_to_end(pg, cfg, "-o", "snapshot.max.threads=2")
+        self.assertEqual(sorted(int(e["after"]["id"]) for e in evs if e["op"] == "r"),
+                         list(range(1, 51)))
+
     def test_no_data_and_never_read_nothing(self):
         for mode in ("no_data", "never"):
             with self.subTest(mode=mode):
