@@ -21,6 +21,7 @@ logs (server log, pgcdc stderr) are printed when the test fails.
 
 import os
 import sys
+import time
 import unittest
 import uuid
 
@@ -137,6 +138,22 @@ class _Loader(unittest.TestLoader):
         return keep
 
 
+class _TimedResult(unittest.TextTestResult):
+    """A text result that also keeps each case's wall time, printed slowest first at the end
+    (so that the suite's time can be seen case by case in meson's log)."""
+
+    def startTest(self, test):
+        self._t0 = time.monotonic()
+        super().startTest(test)
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        _TimedResult.times.append((time.monotonic() - self._t0, test.id().split(".")[-1]))
+
+
+_TimedResult.times = []
+
+
 def main(**kw):
     """unittest.main() with signal handlers installed.
 
@@ -149,9 +166,15 @@ def main(**kw):
     kw.setdefault("verbosity", 2)
     kw["exit"] = False
     kw["testLoader"] = _Loader()
+    kw.setdefault("testRunner", unittest.TextTestRunner(resultclass=_TimedResult,
+                                                        verbosity=kw["verbosity"]))
     try:
         prog = unittest.main(**kw)
         result = prog.result
+        if _TimedResult.times:
+            print("case times: " + ", ".join(f"{n} {s:.1f} s" for s, n in
+                                             sorted(_TimedResult.times, reverse=True)),
+                  file=sys.stderr)
         for c in _Loader.left_out:
             print(f"not run on a real Kafka: {c}", file=sys.stderr)
         if not result.wasSuccessful():
