@@ -104,6 +104,7 @@ typedef struct cdc_event {
     uint64_t ordinal;     /* 0, 1, 2, ... in the order of the transaction's events */
     int64_t commit_ts_us; /* commit time, Unix microseconds; 0 when unknown */
     const char *origin;   /* replication origin of the transaction, NULL when none */
+    cdc_lsn origin_lsn;   /* the transaction's commit LSN on its origin, when origin is set */
     /* op r: Debezium's source.snapshot ("first", "first_in_data_collection", "true",
      * "last_in_data_collection", "last"); NULL for streamed events */
     const char *snapshot;

@@ -1166,7 +1166,15 @@ static void jw_source(cdc_enc_jw *w, const cdc_encoder *e, const cdc_event *ev, 
         jw_u64(w, lsn);
     else
         JW_LIT(w, "null");
-    JW_LIT(w, ",\"xmin\":null}");
+    /* Debezium's replication origin of the transaction (pgoutput's Origin message) */
+    JW_LIT(w, ",\"xmin\":null,\"origin\":");
+    if (ev->origin != NULL) {
+        jw_cstr(w, ev->origin);
+        JW_LIT(w, ",\"origin_lsn\":");
+        jw_u64(w, ev->origin_lsn);
+        jw_putc(w, '}');
+    } else
+        JW_LIT(w, "null,\"origin_lsn\":null}");
 }
 
 int cdc_enc__json_value(cdc_encoder *e, const cdc_event *ev, int64_t now_us, cdc_buf *out,

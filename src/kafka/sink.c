@@ -82,6 +82,7 @@ typedef struct kafka_sink {
     char lsn_text[CDC_LSN_STRLEN];
     cdc_buf key;           /* scratch: encoded key */
     cdc_buf value;         /* scratch: encoded value */
+    cdc_buf other_key;     /* scratch: a key change's other key, for Debezium's headers */
     char *source;          /* pgcdc.source header: "<system id>/<database>/<slot>" */
     cdc_hwm hwm;           /* last position per partition found at start */
     volatile int *stop;    /* the pipeline's stop flag */
@@ -315,11 +316,11 @@ static cdc_lsn position_lsn(const cdc_event *ev)
  * is (position_lsn, event ordinal * 4 + sub), sub numbering the messages one
  * event makes (delete, tombstone, create). A message at or below the last
  * position this source wrote to its partition is already in Kafka (a replay
- * after a crash) and is skipped.
+ * after a crash) and is skipped. extra, when not NULL, is a fifth header.
  */
 static int send_one(kafka_sink *s, const cdc_event *ev, uint64_t seq, unsigned sub,
                     const cdc_buf *key, bool key_null, const cdc_buf *value, const char *op,
-                    cdc_error *err)
+                    const cdc_kafka_header *extra, cdc_error *err)
 {
     char ord[24];
     cdc_position pos = {position_lsn(ev), ev->ordinal * 4 + sub};
@@ -352,18 +353,21 @@ static int send_one(kafka_sink *s, const cdc_event *ev, uint64_t seq, unsigned s
         s->lsn_cached = pos.lsn;
     }
     size_t ordlen = u64_text(pos.ordinal, ord);
-    cdc_kafka_header h[4] = {
+    cdc_kafka_header h[5] = {
         {"pgcdc.lsn", s->lsn_text, strlen(s->lsn_text)},
         {"pgcdc.ordinal", ord, ordlen},
         {"pgcdc.op", op, strlen(op)},
         {"pgcdc.source", s->source, strlen(s->source)},
     };
+    size_t nh = 4;
+    if (extra != NULL)
+        h[nh++] = *extra;
     const void *k = key_null ? NULL : key->data;
     size_t klen = key_null ? 0 : key->len;
     const void *v = value ? value->data : NULL;
     size_t vlen = value ? value->len : 0;
     for (;;) {
-        int rc = cdc_producer_send(s->producer, s->topic.data, partition, k, klen, v, vlen, h, 4,
+        int rc = cdc_producer_send(s->producer, s->topic.data, partition, k, klen, v, vlen, h, nh,
                                    seq, err);
         if (rc == 0)
             break;
@@ -387,9 +391,10 @@ static int send_one(kafka_sink *s, const cdc_event *ev, uint64_t seq, unsigned s
     return 0;
 }
 
-/* Encode and send ev under the key of image; then a tombstone if asked. */
+/* Encode and send ev under the key of image; then a tombstone if asked. extra, when not
+ * NULL, is one more header on both. */
 static int publish(kafka_sink *s, const cdc_event *ev, uint64_t seq, unsigned sub, int image,
-                   bool tombstone, cdc_error *err)
+                   bool tombstone, const cdc_kafka_header *extra, cdc_error *err)
 {
     bool key_null = true;
     int rc;
@@ -409,10 +414,10 @@ static int publish(kafka_sink *s, const cdc_event *ev, uint64_t seq, unsigned su
     if ((rc = cdc_encoder_value(s->encoder, ev, now_us(), &s->value, err)) < 0)
         return rc;
     char op[2] = {(char)ev->op, '\0'};
-    if ((rc = send_one(s, ev, seq, sub, &s->key, key_null, &s->value, op, err)) < 0)
+    if ((rc = send_one(s, ev, seq, sub, &s->key, key_null, &s->value, op, extra, err)) < 0)
         return rc;
     if (tombstone && !key_null)
-        rc = send_one(s, ev, seq, sub + 1, &s->key, false, NULL, "tombstone", err);
+        rc = send_one(s, ev, seq, sub + 1, &s->key, false, NULL, "tombstone", extra, err);
     return rc;
 }
 
@@ -428,7 +433,7 @@ static int ks_event(cdc_sink *base, const cdc_event *ev, uint64_t seq, cdc_error
             return 0;
         if ((rc = set_topic(s, NULL, NULL, err)) < 0)
             return rc;
-        return publish(s, ev, seq, 0, CDC_KEY_AFTER, false, err);
+        return publish(s, ev, seq, 0, CDC_KEY_AFTER, false, NULL, err);
     case CDC_EVENT_TRUNCATE:
         if (!cfg->publish_truncate)
             return 0;
@@ -439,20 +444,34 @@ static int ks_event(cdc_sink *base, const cdc_event *ev, uint64_t seq, cdc_error
         return rc;
 
     if (ev->op == CDC_EVENT_DELETE)
-        return publish(s, ev, seq, 0, CDC_KEY_BEFORE, cfg->tombstones, err);
+        return publish(s, ev, seq, 0, CDC_KEY_BEFORE, cfg->tombstones, NULL, err);
     if (ev->op == CDC_EVENT_UPDATE && cdc_event_key_changed(ev)) {
-        /* As Debezium: delete under the old key (+ tombstone), create under the new key. */
+        /* As Debezium: delete under the old key (+ tombstone), create under the new key.
+         * The delete and its tombstone carry the new key in a __debezium.newkey header, the
+         * create the old key in __debezium.oldkey, each encoded as the message key is. */
         cdc_event del = *ev, ins = *ev;
+        bool null_key;
         del.op = CDC_EVENT_DELETE;
         del.after = NULL;
         ins.op = CDC_EVENT_INSERT;
         ins.before = NULL;
         ins.before_image = CDC_EVENT_IMAGE_NONE;
-        if ((rc = publish(s, &del, seq, 0, CDC_KEY_BEFORE, cfg->tombstones, err)) < 0)
+        cdc_buf_reset(&s->other_key);
+        if ((rc = cdc_encoder_key(s->encoder, ev, CDC_KEY_AFTER, &s->other_key, &null_key, err)) <
+            0)
             return rc;
-        return publish(s, &ins, seq, 2, CDC_KEY_AFTER, false, err);
+        cdc_kafka_header newkey = {"__debezium.newkey", s->other_key.data, s->other_key.len};
+        if ((rc = publish(s, &del, seq, 0, CDC_KEY_BEFORE, cfg->tombstones,
+                          null_key ? NULL : &newkey, err)) < 0)
+            return rc;
+        cdc_buf_reset(&s->other_key);
+        if ((rc = cdc_encoder_key(s->encoder, ev, CDC_KEY_BEFORE, &s->other_key, &null_key, err)) <
+            0)
+            return rc;
+        cdc_kafka_header oldkey = {"__debezium.oldkey", s->other_key.data, s->other_key.len};
+        return publish(s, &ins, seq, 2, CDC_KEY_AFTER, false, null_key ? NULL : &oldkey, err);
     }
-    return publish(s, ev, seq, 0, CDC_KEY_AFTER, false, err);
+    return publish(s, ev, seq, 0, CDC_KEY_AFTER, false, NULL, err);
 }
 
 static int ks_poll(cdc_sink *base, int timeout_ms, cdc_error *err)
@@ -597,6 +616,7 @@ static void ks_free(cdc_sink *base)
     cdc_buf_free(&s->topic_table);
     cdc_buf_free(&s->key);
     cdc_buf_free(&s->value);
+    cdc_buf_free(&s->other_key);
     free(s);
 }
 

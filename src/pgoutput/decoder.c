@@ -10,12 +10,13 @@
 #include <string.h>
 
 struct cdc_pgo_decoder {
-    cdc_pgo_handler h;  /* callbacks */
-    cdc_pgo__map rels;  /* relid -> cdc_pgo__rel */
-    cdc_pgo__map types; /* type oid -> cdc_pgo__type */
-    bool in_txn;        /* between Begin and Commit */
-    cdc_event_txn txn;  /* the transaction in progress; origin points to origin below */
-    char *origin;       /* owned copy of the Origin message's name, or NULL */
+    cdc_pgo_handler h;         /* callbacks */
+    cdc_pgo__map rels;         /* relid -> cdc_pgo__rel */
+    cdc_pgo__map types;        /* type oid -> cdc_pgo__type */
+    bool in_txn;               /* between Begin and Commit */
+    cdc_event_txn txn;         /* the transaction in progress; origin points to origin below */
+    char *origin;              /* owned copy of the Origin message's name, or NULL */
+    int64_t last_commit_ts_us; /* commit time of the last transaction decoded, 0 before one */
 
     /* scratch reused by every message, so steady-state decoding does not allocate */
     cdc_pgo_relation rel;    /* last Relation read */
@@ -162,6 +163,7 @@ static void init_event(cdc_pgo_decoder *dec, cdc_event *ev, cdc_event_op op, cdc
     ev->lsn = lsn;
     ev->commit_ts_us = dec->txn.commit_ts_us;
     ev->origin = dec->txn.origin;
+    ev->origin_lsn = dec->txn.origin ? dec->txn.origin_lsn : CDC_INVALID_LSN;
     if (rel) {
         ev->relid = rel->relid;
         ev->schema = rel->schema;
@@ -227,6 +229,7 @@ static int on_commit(cdc_pgo_decoder *dec, cdc_reader *r, cdc_lsn lsn, cdc_error
                        CDC_LSN_ARGS(m.commit_lsn), CDC_LSN_ARGS(dec->txn.commit_lsn), dec->txn.xid);
     dec->txn.end_lsn = m.end_lsn;
     dec->txn.commit_ts_us = ts;
+    dec->last_commit_ts_us = ts;
     rc = dec->h.commit ? dec->h.commit(&dec->txn, dec->h.arg) : 0;
     end_txn(dec);
     return rc;
@@ -398,11 +401,13 @@ static int on_message(cdc_pgo_decoder *dec, cdc_reader *r, cdc_lsn lsn, cdc_erro
     if (transactional) {
         init_event(dec, &ev, CDC_EVENT_MESSAGE, lsn, NULL);
     } else {
-        /* outside any transaction: positioned by its own LSN, numbered alone */
+        /* outside any transaction: positioned by its own LSN, numbered alone, and timed (it
+         * has no commit) as Debezium times it: at the last commit before it, if any */
         memset(&ev, 0, sizeof(ev));
         ev.op = CDC_EVENT_MESSAGE;
         ev.commit_lsn = m.lsn;
         ev.lsn = lsn;
+        ev.commit_ts_us = dec->last_commit_ts_us;
     }
     ev.message.transactional = transactional;
     ev.message.lsn = m.lsn;
