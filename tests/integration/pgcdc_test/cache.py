@@ -1,4 +1,4 @@
-"""cache.py - where tests/deps/fetch.sh put Apache Kafka's jars and the PostgreSQL builds.
+"""cache.py - where tests/deps/fetch.sh put Apache Kafka's jars, Debezium's and the PostgreSQL builds.
 
 The cache is $PGCDC_CACHE_DIR, else /var/cache/pgcdc as root (the postgres
 user must be able to read the PostgreSQL builds), else ~/.cache/pgcdc: the
@@ -45,6 +45,28 @@ def kafka_libs():
     if not os.path.exists(os.path.join(d, ".complete")):
         raise MissingDependency(f"Apache Kafka {kafka_version()} is not in {d}: "
                                 "run tests/deps/fetch.sh kafka")
+    return os.path.join(d, "libs")
+
+
+_COMPAT = os.path.normpath(os.path.join(_DEPS, "..", "compat"))
+
+
+def debezium_version():
+    """The Debezium version tests/compat/pom.xml names."""
+    with open(os.path.join(_COMPAT, "pom.xml")) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("<debezium.version>"):
+                return line[len("<debezium.version>"):].split("<", 1)[0]
+    raise RuntimeError("tests/compat/pom.xml names no <debezium.version>")
+
+
+def debezium_libs():
+    """The directory holding Debezium's jars; MissingDependency when not fetched."""
+    d = os.path.join(cache_dir(), f"debezium-{debezium_version()}")
+    if not os.path.exists(os.path.join(d, ".complete")):
+        raise MissingDependency(f"Debezium {debezium_version()} is not in {d}: "
+                                "run tests/deps/fetch.sh debezium")
     return os.path.join(d, "libs")
 
 
