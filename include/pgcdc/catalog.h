@@ -2,6 +2,7 @@
 #ifndef PGCDC_CATALOG_H
 #define PGCDC_CATALOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pgcdc/error.h"
@@ -18,6 +19,25 @@ int cdc_catalog_open(const char *dsn, cdc_catalog **ret, cdc_error *err);
  * the query fails.
  */
 int cdc_catalog_primary_key(cdc_catalog *c, uint32_t relid, char ***ret_names, cdc_error *err);
+
+/* What a column holds in an image that lacks it (see cdc_catalog_fills). */
+typedef struct cdc_catalog_fill {
+    const char *column; /* column name */
+    const char *text;   /* the value's text form, as pgoutput would send it; NULL: null */
+} cdc_catalog_fill;
+
+/*
+ * For each column of table relid, the value Debezium writes for it in a row image
+ * that does not carry it (the before image of a delete under REPLICA IDENTITY
+ * DEFAULT or USING INDEX holds the identity columns alone): the column's default
+ * when that is a constant (a literal, maybe cast), else for a NOT NULL column its
+ * type's zero ("0", "", false, the epoch, an empty array), else null. Defaults
+ * that are not constants (now(), nextval()) are never evaluated. One allocation
+ * in *ret (free() it), *n entries in column order; none when the table no longer
+ * exists. CDC_EPG when the query fails.
+ */
+int cdc_catalog_fills(cdc_catalog *c, uint32_t relid, cdc_catalog_fill **ret, size_t *n,
+                      cdc_error *err);
 
 /*
  * Tables of the publication as "schema.table" strings (a NULL-terminated

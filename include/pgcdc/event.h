@@ -71,6 +71,9 @@ typedef struct cdc_event_column {
     const char *type_name; /* "schema.name" from a Type message (non-built-in types; for a
                             * domain pgoutput names its base type), NULL for built-in ones */
     bool is_key;           /* part of the replica identity (every column with FULL) */
+    const char *fill;      /* text of the value written for it where a key-only before image
+                            * lacks it (its constant default, or its type's zero when NOT
+                            * NULL; see cdc_catalog_fills), NULL for null */
 } cdc_event_column;
 
 /* A table named by a truncate event. */

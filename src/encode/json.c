@@ -1086,23 +1086,34 @@ static bool cdc_enc_is_key_index(const cdc_event *ev, size_t i, size_t *cursor)
     return *cursor < ev->nkeys && ev->keys[*cursor] == i;
 }
 
-/* Append a row image as {"col":value,...}; key_only lists the key columns alone. */
+/*
+ * Append a row image as {"col":value,...}. key_only: the image holds the key columns
+ * alone (a delete's before image under REPLICA IDENTITY DEFAULT or USING INDEX); as
+ * Debezium's JSON has every column, the others get their fill (cdc_event_column.fill:
+ * the column's constant default, or its type's zero when NOT NULL) or null.
+ */
 static void jw_row(cdc_enc_jw *w, cdc_encoder *e, const cdc_event *ev, const cdc_event_value *row,
                    bool key_only)
 {
     size_t cursor = 0;
-    bool first = true;
 
     jw_putc(w, '{');
     for (size_t i = 0; i < ev->ncols; i++) {
-        if (key_only && !cdc_enc_is_key_index(ev, i, &cursor))
-            continue;
-        if (!first)
+        const cdc_event_column *col = &ev->columns[i];
+        if (i)
             jw_putc(w, ',');
-        first = false;
-        jw_cstr(w, ev->columns[i].name);
+        jw_cstr(w, col->name);
         jw_putc(w, ':');
-        jw_value(w, e, &ev->columns[i], cdc_enc__value(ev, row, i));
+        if (key_only && !cdc_enc_is_key_index(ev, i, &cursor)) {
+            if (col->fill == NULL) {
+                JW_LIT(w, "null");
+                continue;
+            }
+            cdc_event_value fill = {CDC_EVENT_TEXT, (uint32_t)strlen(col->fill), col->fill};
+            jw_value(w, e, col, &fill);
+            continue;
+        }
+        jw_value(w, e, col, cdc_enc__value(ev, row, i));
     }
     jw_putc(w, '}');
 }

@@ -1,11 +1,13 @@
-/* catalog.c - primary key lookups over an ordinary SQL session */
+/* catalog.c - primary key and column default lookups over an ordinary SQL session */
 #include "pgcdc/catalog.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pg_int.h"
+#include "pgcdc/buf.h"
 
 struct cdc_catalog {
     PGconn *conn;
@@ -73,6 +75,214 @@ int cdc_catalog_primary_key(cdc_catalog *c, uint32_t relid, char ***ret_names, c
     if (res == NULL)
         return CDC_EPG;
     return column_strings(res, 0, ret_names, err);
+}
+
+/*
+ * The value of a default expression as pg_get_expr() prints it, when it is a constant:
+ * a quoted literal with casts after it ('zz'::text, '{}'::integer[]), a bare number
+ * (7, 1.5, -2) or true/false. Written into out (at least strlen(expr) + 1 bytes);
+ * false for anything else (a function call, an operator, E'' strings).
+ */
+static bool constant_default(const char *expr, char *out)
+{
+    const char *p = expr;
+    if (*p == '\'') {
+        char *w = out;
+        for (p++;; p++) {
+            if (*p == '\0')
+                return false;
+            if (*p == '\'') {
+                if (p[1] != '\'')
+                    break;
+                p++;
+            }
+            *w++ = *p;
+        }
+        *w = '\0';
+        for (p++; *p;) { /* only casts may follow: ::name, ::name[], ::"quoted name" */
+            if (p[0] != ':' || p[1] != ':')
+                return false;
+            for (p += 2; *p && !(p[0] == ':' && p[1] == ':'); p++)
+                if (!(*p == ' ' || *p == '_' || *p == '.' || *p == '"' || *p == '[' || *p == ']' ||
+                      (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                      (*p >= '0' && *p <= '9')))
+                    return false;
+        }
+        return true;
+    }
+    if (strcmp(p, "true") == 0 || strcmp(p, "false") == 0) {
+        strcpy(out, p);
+        return true;
+    }
+    const char *q = p;
+    if (*q == '-')
+        q++;
+    bool digits = false;
+    for (; (*q >= '0' && *q <= '9') || *q == '.'; q++)
+        digits = digits || *q != '.';
+    if (*q == 'e' || *q == 'E') {
+        q++;
+        if (*q == '-' || *q == '+')
+            q++;
+        while (*q >= '0' && *q <= '9')
+            q++;
+    }
+    if (!digits || *q != '\0')
+        return false;
+    strcpy(out, p);
+    return true;
+}
+
+/* The zero Debezium writes for a NOT NULL column without a constant default, as the
+ * text of a value of the (base) type; NULL when there is none to write. */
+static const char *type_zero(uint32_t oid, char category)
+{
+    switch (oid) {
+    case 17: return "\\x";                      /* bytea */
+    case 1082: return "1970-01-01";             /* date */
+    case 1083: return "00:00:00";               /* time */
+    case 1266: return "00:00:00+00";            /* timetz */
+    case 1114: return "1970-01-01 00:00:00";    /* timestamp */
+    case 1184: return "1970-01-01 00:00:00+00"; /* timestamptz */
+    case 1186: return "00:00:00";               /* interval */
+    case 790: return "$0.00";                   /* money */
+    default: break;
+    }
+    switch (category) {
+    case 'N': return "0";  /* numbers */
+    case 'B': return "f";  /* bool */
+    case 'A': return "{}"; /* arrays */
+    case 'S':              /* strings */
+    case 'E':              /* enums */
+    case 'V':              /* bit strings */
+    case 'I': /* network addresses */ return "";
+    default: return NULL;
+    }
+}
+
+/*
+ * The literals of lits (rows entries, NULL where none) as the column types (types)
+ * would store them, by casting each: '1.5' as numeric(5,2) is 1.50. Only type input
+ * functions run, on the literals the defaults already hold. NULL when the cast fails
+ * (the raw literals are used then).
+ */
+static PGresult *coerce_literals(cdc_catalog *c, PGresult *cols, char **lits, int rows)
+{
+    cdc_buf sql = {0};
+    const char **params = calloc((size_t)(rows ? rows : 1), sizeof(*params));
+    int np = 0;
+    bool ok = params != NULL && cdc_buf_puts(&sql, "SELECT ") == 0;
+    for (int i = 0; ok && i < rows; i++) {
+        if (lits[i] == NULL)
+            continue;
+        params[np] = lits[i];
+        /* format_type() names the type as SQL spells it (quoted where it must be) */
+        ok = cdc_buf_printf(&sql, "%s$%d::%s::text", np ? ", " : "", np + 1,
+                            PQgetvalue(cols, i, 5)) == 0;
+        np++;
+    }
+    PGresult *res = NULL;
+    if (ok) {
+        cdc_error ignored = {0};
+        res = cdc_pg_execp(c->conn, "cast column defaults", sql.data, np, params, &ignored);
+    }
+    cdc_buf_free(&sql);
+    free(params);
+    return res;
+}
+
+int cdc_catalog_fills(cdc_catalog *c, uint32_t relid, cdc_catalog_fill **ret, size_t *n,
+                      cdc_error *err)
+{
+    char oid[16];
+    snprintf(oid, sizeof(oid), "%u", relid);
+    const char *params[1] = {oid};
+    /* a domain's base type: its category and oid decide the zero */
+    PGresult *res = cdc_pg_execp(
+        c->conn, "look up column defaults",
+        "WITH RECURSIVE base(attnum, typ) AS ("
+        "  SELECT attnum, atttypid FROM pg_catalog.pg_attribute "
+        "   WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped "
+        "  UNION ALL "
+        "  SELECT b.attnum, t.typbasetype FROM base b "
+        "    JOIN pg_catalog.pg_type t ON t.oid = b.typ WHERE t.typtype = 'd') "
+        "SELECT a.attname, a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid), "
+        "       bt.oid, bt.typcategory, pg_catalog.format_type(a.atttypid, a.atttypmod) "
+        "  FROM pg_catalog.pg_attribute a "
+        "  LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+        "       AND a.attgenerated = '' "
+        "  JOIN base b ON b.attnum = a.attnum "
+        "  JOIN pg_catalog.pg_type bt ON bt.oid = b.typ AND bt.typtype <> 'd' "
+        " WHERE a.attrelid = $1::oid ORDER BY a.attnum",
+        1, params, err);
+    if (res == NULL)
+        return CDC_EPG;
+    int rows = PQntuples(res);
+    char **lits = calloc((size_t)(rows ? rows : 1), sizeof(*lits));
+    const char **text = calloc((size_t)(rows ? rows : 1), sizeof(*text));
+    PGresult *cast = NULL;
+    int rc = 0;
+    if (lits == NULL || text == NULL) {
+        rc = cdc_err(err, CDC_ENOMEM, "out of memory");
+        goto out;
+    }
+    bool any = false;
+    for (int i = 0; i < rows; i++) {
+        if (PQgetisnull(res, i, 2))
+            continue;
+        const char *expr = PQgetvalue(res, i, 2);
+        if ((lits[i] = malloc(strlen(expr) + 1)) == NULL) {
+            rc = cdc_err(err, CDC_ENOMEM, "out of memory");
+            goto out;
+        }
+        if (!constant_default(expr, lits[i])) {
+            free(lits[i]);
+            lits[i] = NULL;
+        }
+        any = any || lits[i] != NULL;
+    }
+    if (any)
+        cast = coerce_literals(c, res, lits, rows);
+    size_t bytes = sizeof(cdc_catalog_fill) * (size_t)(rows ? rows : 1);
+    for (int i = 0, k = 0; i < rows; i++) {
+        if (lits[i] != NULL) {
+            text[i] = cast && !PQgetisnull(cast, 0, k) ? PQgetvalue(cast, 0, k) : lits[i];
+            k++;
+        } else if (PQgetvalue(res, i, 1)[0] == 't') {
+            text[i] = type_zero((uint32_t)strtoul(PQgetvalue(res, i, 3), NULL, 10),
+                                PQgetvalue(res, i, 4)[0]);
+        }
+        bytes += strlen(PQgetvalue(res, i, 0)) + 1 + (text[i] ? strlen(text[i]) + 1 : 0);
+    }
+    cdc_catalog_fill *f = malloc(bytes);
+    if (f == NULL) {
+        rc = cdc_err(err, CDC_ENOMEM, "out of memory");
+        goto out;
+    }
+    char *w = (char *)(f + (rows ? rows : 1));
+    for (int i = 0; i < rows; i++) {
+        size_t len = strlen(PQgetvalue(res, i, 0)) + 1;
+        memcpy(w, PQgetvalue(res, i, 0), len);
+        f[i].column = w;
+        w += len;
+        f[i].text = NULL;
+        if (text[i] != NULL) {
+            len = strlen(text[i]) + 1;
+            memcpy(w, text[i], len);
+            f[i].text = w;
+            w += len;
+        }
+    }
+    *ret = f;
+    *n = (size_t)rows;
+out:
+    for (int i = 0; lits && i < rows; i++)
+        free(lits[i]);
+    free(lits);
+    free(text);
+    PQclear(cast);
+    PQclear(res);
+    return rc;
 }
 
 int cdc_catalog_publication_tables(cdc_catalog *c, const char *publication, char ***ret,

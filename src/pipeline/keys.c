@@ -38,31 +38,41 @@ static int build(cdc_keymap_entry *e, const cdc_event *ev)
     return 0;
 }
 
+/* The entry of relid, added (stale) when new; NULL when out of memory. */
+static cdc_keymap_entry *entry(cdc_keymap *m, uint32_t relid)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (m->entries[i].relid == relid)
+            return &m->entries[i];
+    cdc_keymap_entry *n = realloc(m->entries, sizeof(*n) * (m->n + 1));
+    if (n == NULL)
+        return NULL;
+    m->entries = n;
+    cdc_keymap_entry *e = &m->entries[m->n++];
+    memset(e, 0, sizeof(*e));
+    e->relid = relid;
+    e->stale = true;
+    e->fills_stale = true;
+    return e;
+}
+
+static int catalog(cdc_keymap *m, cdc_error *err)
+{
+    return m->catalog == NULL ? cdc_catalog_open(m->dsn, &m->catalog, err) : 0;
+}
+
 int cdc_keymap_apply(cdc_keymap *m, const cdc_event *ev, cdc_event *ret, cdc_error *err)
 {
-    cdc_keymap_entry *e = NULL;
-    for (size_t i = 0; i < m->n; i++)
-        if (m->entries[i].relid == ev->relid)
-            e = &m->entries[i];
-    if (e == NULL) {
-        cdc_keymap_entry *n = realloc(m->entries, sizeof(*n) * (m->n + 1));
-        if (n == NULL)
-            return cdc_err(err, CDC_ENOMEM, "out of memory");
-        m->entries = n;
-        e = &m->entries[m->n++];
-        memset(e, 0, sizeof(*e));
-        e->relid = ev->relid;
-        e->stale = true;
-    }
+    cdc_keymap_entry *e = entry(m, ev->relid);
+    if (e == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
     if (e->stale) {
-        if (m->catalog == NULL) {
-            int rc = cdc_catalog_open(m->dsn, &m->catalog, err);
-            if (rc < 0)
-                return rc;
-        }
+        int rc = catalog(m, err);
+        if (rc < 0)
+            return rc;
         free(e->pk);
         e->pk = NULL;
-        int rc = cdc_catalog_primary_key(m->catalog, ev->relid, &e->pk, err);
+        rc = cdc_catalog_primary_key(m->catalog, ev->relid, &e->pk, err);
         if (rc < 0)
             return rc;
         e->stale = false;
@@ -89,11 +99,55 @@ int cdc_keymap_apply(cdc_keymap *m, const cdc_event *ev, cdc_event *ret, cdc_err
     return 0;
 }
 
+int cdc_keymap_fill(cdc_keymap *m, const cdc_event *ev, cdc_event *ret, cdc_error *err)
+{
+    cdc_keymap_entry *e = entry(m, ev->relid);
+    if (e == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    if (e->fills_stale) {
+        int rc = catalog(m, err);
+        if (rc < 0)
+            return rc;
+        free(e->fills);
+        e->fills = NULL;
+        e->nfills = 0;
+        if ((rc = cdc_catalog_fills(m->catalog, ev->relid, &e->fills, &e->nfills, err)) < 0)
+            return rc;
+        e->fills_stale = false;
+        e->fsrc_cols = NULL;
+    }
+    if (e->fsrc_cols != ev->columns || e->fncols != ev->ncols) {
+        /* the decoder's columns of this relation version, each with its fill */
+        free(e->fcols);
+        e->fcols = malloc(sizeof(*e->fcols) * (ev->ncols ? ev->ncols : 1));
+        if (e->fcols == NULL) {
+            e->fsrc_cols = NULL;
+            return cdc_err(err, CDC_ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < ev->ncols; i++) {
+            e->fcols[i] = ev->columns[i];
+            e->fcols[i].fill = NULL;
+            for (size_t k = 0; k < e->nfills; k++)
+                if (strcmp(e->fills[k].column, ev->columns[i].name) == 0) {
+                    e->fcols[i].fill = e->fills[k].text;
+                    break;
+                }
+        }
+        e->fsrc_cols = ev->columns;
+        e->fncols = ev->ncols;
+    }
+    *ret = *ev;
+    ret->columns = e->fcols;
+    return 0;
+}
+
 void cdc_keymap_invalidate(cdc_keymap *m, uint32_t relid)
 {
     for (size_t i = 0; i < m->n; i++)
-        if (m->entries[i].relid == relid)
+        if (m->entries[i].relid == relid) {
             m->entries[i].stale = true;
+            m->entries[i].fills_stale = true;
+        }
 }
 
 void cdc_keymap_close(cdc_keymap *m)
@@ -108,6 +162,8 @@ void cdc_keymap_free(cdc_keymap *m)
         free(m->entries[i].pk);
         free(m->entries[i].cols);
         free(m->entries[i].keys);
+        free(m->entries[i].fills);
+        free(m->entries[i].fcols);
     }
     free(m->entries);
     cdc_keymap_close(m);

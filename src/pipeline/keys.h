@@ -1,4 +1,5 @@
-/* keys.h - primary-key keying for REPLICA IDENTITY FULL tables (pgoutput marks every column) */
+/* keys.h - what pgoutput does not say about a table: primary-key keying for REPLICA IDENTITY
+ * FULL tables (pgoutput marks every column), and the columns' defaults */
 #ifndef PGCDC_PIPELINE_KEYS_H
 #define PGCDC_PIPELINE_KEYS_H
 
@@ -19,6 +20,14 @@ typedef struct cdc_keymap_entry {
     cdc_event_column *cols; /* columns with is_key = primary key membership */
     uint16_t *keys;         /* primary key column indexes */
     size_t nkeys;           /* 0: no primary key (null Kafka key) */
+
+    /* fills for key-only before images (cdc_keymap_fill) */
+    bool fills_stale;        /* look the defaults up again */
+    cdc_catalog_fill *fills; /* per catalog column (one allocation) */
+    size_t nfills;
+    const cdc_event_column *fsrc_cols; /* the decoder's columns fcols was built for */
+    size_t fncols;
+    cdc_event_column *fcols; /* the decoder's columns with fill set */
 } cdc_keymap_entry;
 
 typedef struct cdc_keymap {
@@ -34,7 +43,14 @@ typedef struct cdc_keymap {
  * key is looked up once per table and again after cdc_keymap_invalidate().
  */
 int cdc_keymap_apply(cdc_keymap *m, const cdc_event *ev, cdc_event *ret, cdc_error *err);
-/* A Relation message arrived for relid: its key may have changed. */
+/*
+ * Fill *ret with ev whose columns carry their fill (cdc_event_column.fill): what a
+ * key-only before image (a delete or key change under REPLICA IDENTITY DEFAULT or
+ * USING INDEX) holds for the columns it lacks, as Debezium writes them. Looked up once
+ * per table and again after cdc_keymap_invalidate(); columns point into m.
+ */
+int cdc_keymap_fill(cdc_keymap *m, const cdc_event *ev, cdc_event *ret, cdc_error *err);
+/* A Relation message arrived for relid: its key (and defaults) may have changed. */
 void cdc_keymap_invalidate(cdc_keymap *m, uint32_t relid);
 
 /* Schemas seen: a Relation message's content per table, to log each change once. */

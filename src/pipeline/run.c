@@ -52,7 +52,7 @@ typedef struct run_state {
     uint64_t events;          /* events handed to the sink */
     int64_t connected_ms;     /* when the current session started streaming, 0 before */
     cdc_error cb_err;         /* error raised inside a decoder callback */
-    cdc_keymap keymap;        /* primary keys of REPLICA IDENTITY FULL tables */
+    cdc_keymap keymap;        /* primary keys of FULL tables, defaults for key-only images */
     cdc_schemas schemas;      /* shape of each table seen, to log changes once */
     int64_t unclean_until_ms; /* an earlier run may have been sending until then; 0: none */
     cdc_snapshot *snap;       /* the snapshot being taken, NULL when none is wanted */
@@ -130,6 +130,16 @@ static int on_event(const cdc_event *ev, void *arg)
         int src = cdc_snapshot_change(st->snap, ev, &st->cb_err);
         if (src < 0)
             return src;
+    }
+    cdc_event filled;
+    if (ev->before_image == CDC_EVENT_IMAGE_KEY && ev->before != NULL &&
+        st->opts->cfg->format == CDC_FORMAT_JSON) {
+        /* Debezium's JSON before image of a delete (or key change) has every column: what
+         * the key-only image lacks is filled as Debezium fills it (its default, or zero) */
+        int frc = cdc_keymap_fill(&st->keymap, ev, &filled, &st->cb_err);
+        if (frc < 0)
+            return frc;
+        ev = &filled;
     }
     int rc = st->sink->ops->event(st->sink, ev, seq, &st->cb_err);
     if (rc < 0)

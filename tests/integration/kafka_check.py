@@ -163,7 +163,9 @@ def decode(m, fmt):
     {op, schema, table, before, after, commit_lsn, ordinal}).
     """
     names = [h[0] for h in m["headers"]]
-    hdr = {h[0]: (h[1].decode() if h[1] is not None else None) for h in m["headers"]}
+    # pgcdc's headers are text; a key change's __debezium.* key headers are keys as encoded
+    hdr = {h[0]: (h[1].decode() if h[1] is not None and h[0].startswith("pgcdc.") else h[1])
+           for h in m["headers"]}
     d = {
         "topic": m["topic"], "partition": m["partition"], "offset": m["offset"],
         "header_names": names, "headers": hdr,
@@ -223,8 +225,16 @@ def check_headers(tc, msgs, source=None):
     for m in msgs:
         ev = m["event"]
         problems = []
-        if sorted(m["header_names"]) != sorted(HEADER_NAMES):
+        # a key change's delete and tombstone carry the new key, its create the old key
+        extra = [n for n in m["header_names"] if n not in HEADER_NAMES]
+        allowed = (["__debezium.newkey"] if m["op"] in ("d", "tombstone") else
+                   ["__debezium.oldkey"] if m["op"] == "c" else [])
+        if sorted(n for n in m["header_names"] if n in HEADER_NAMES) != sorted(HEADER_NAMES) \
+                or len(extra) > 1 or any(n not in allowed for n in extra):
             problems.append(f"headers {m['header_names']}")
+        for n in extra:
+            if not m["headers"].get(n):
+                problems.append(f"empty {n} header")
         if m["lsn"] is None or m["ordinal"] is None:
             problems.append("no or empty position header")
         if source is not None and m["headers"].get("pgcdc.source") != source:

@@ -1,0 +1,304 @@
+"""compat.py - pgcdc and Debezium on the same WAL, their messages compared field by field.
+
+    run = SameWal(test, setup_sql)        # the tables, pgcdc's setup, a second slot
+    run.sql(...)                          # the workload, written once
+    diffs = run.compare(pgcdc_settings, debezium_options)
+
+Two logical slots are created at the same point (nothing is written between them):
+pgcdc's, by `pgcdc setup`, and Debezium's. The workload then runs once. pgcdc
+streams its slot into the test broker up to the end of the workload (`start
+--endpos`), and every message of every topic it wrote is read back. Debezium's
+connector (pgcdc_test.debezium) reads its own slot until it has produced the end
+marker, a row of the table compat_end that the workload's last transaction writes.
+
+Both sides' messages are then compared as a consumer sees them: grouped by topic
+and key (the order of the messages of one key is the order a consumer reads them
+in, since one key is one partition), the values and keys as JSON, the headers by
+name. The processing timestamps (the envelope's ts_ms, ts_us and ts_ns, and a
+heartbeat's) are removed first. What pgcdc keeps different on purpose is listed,
+with the reason, in tests/compat/differences.txt: each line names the fields it
+covers and whether they are pgcdc's alone, Debezium's alone, or on both sides
+with other values. Those fields are taken out of both sides after their kind is
+checked (a field said to be pgcdc's alone must not be in Debezium's message);
+every other difference is reported.
+"""
+
+import collections
+import fnmatch
+import json
+import os
+
+from pgcdc_test import consume_all, run_pgcdc
+from pgcdc_test.broker import watermarks
+from pgcdc_test.debezium import Debezium
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DIFFERENCES = os.path.join(HERE, "differences.txt")
+PREFIX = "pgcdc"
+END_TABLE = "compat_end"
+SIDES = ("pgcdc-only", "debezium-only", "both")
+
+
+class Differences:
+    """tests/compat/differences.txt: what pgcdc does differently from Debezium on purpose.
+
+    fields: [(glob, side, why)]; topics: [(glob, why)]; keyless_tombstones: the side that
+    writes them, or None; defaults: {Debezium option: value} (pgcdc's default differs).
+    """
+
+    def __init__(self, path=DIFFERENCES):
+        self.fields, self.topics, self.defaults, self.keyless_tombstones = [], [], {}, None
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                w = line.split(None, 3)
+                where = f"{path}:{n}"
+                if w[0] == "field" and len(w) == 4 and w[2] in SIDES:
+                    self.fields.append((w[1], w[2], w[3]))
+                elif w[0] == "topic" and len(w) >= 3:
+                    self.topics.append((w[1], line.split(None, 2)[2]))
+                elif w[0] == "message" and len(w) == 4 and w[1] == "keyless-tombstone" \
+                        and w[2] in SIDES:
+                    self.keyless_tombstones = w[2]
+                elif w[0] == "default" and len(w) >= 3 and "=" in w[1]:
+                    k, v = w[1].split("=", 1)
+                    self.defaults[k] = v
+                else:
+                    raise ValueError(f"{where}: not a difference line: {line!r}")
+
+    def topic_excluded(self, topic):
+        return any(fnmatch.fnmatchcase(topic, g) for g, _ in self.topics)
+
+
+def flatten(prefix, v, out):
+    """{dotted path: leaf value} of a JSON value; an empty object or list is a leaf."""
+    if isinstance(v, dict) and v:
+        for k, x in v.items():
+            flatten(f"{prefix}.{k}", x, out)
+    elif isinstance(v, list) and v:
+        for i, x in enumerate(v):
+            flatten(f"{prefix}[{i}]", x, out)
+    else:
+        out[prefix] = v
+    return out
+
+
+def message_fields(m):
+    """A message as {path: value}: key.*, value.* (processing times removed), headers.<name>."""
+    value = m["value"]
+    if isinstance(value, dict):
+        value = {k: v for k, v in value.items() if k not in ("ts_ms", "ts_us", "ts_ns")}
+    f = {}
+    flatten("key", m["key"], f)
+    flatten("value", value, f)
+    for name, text in m["headers"].items():
+        f[f"headers.{name}"] = text
+    return f
+
+
+class Report:
+    """The differences found, as lines a reader can act on."""
+
+    def __init__(self):
+        self.lines = []
+        self.paths = {}  # field -> messages where it differs
+
+    def add(self, line):
+        self.lines.append(line)
+
+    def field(self, path):
+        self.paths[path] = self.paths.get(path, 0) + 1
+
+    def __bool__(self):
+        return bool(self.lines)
+
+    def __str__(self):
+        shown = self.lines[:400]
+        more = len(self.lines) - len(shown)
+        summary = "".join(f"  {p}: in {n} message{'s' if n > 1 else ''}\n"
+                          for p, n in sorted(self.paths.items()))
+        return (("fields that differ:\n" + summary if summary else "") + "\n".join(shown)
+                + (f"\n... and {more} more" if more > 0 else ""))
+
+
+def compare_messages(ours, theirs, differences):
+    """Compare pgcdc's messages with Debezium's; returns a Report (empty when they agree).
+
+    ours, theirs: [{"topic", "key", "value", "headers"}], each in the order a consumer of
+    one partition reads them (pgcdc's per partition, Debezium's in the order produced).
+    """
+    report = Report()
+
+    def keyless_tombstone(m):
+        return m["key"] is None and m["value"] is None
+
+    def keep(msgs, side):
+        out = []
+        for m in msgs:
+            if differences.topic_excluded(m["topic"]):
+                continue
+            if keyless_tombstone(m) and differences.keyless_tombstones is not None:
+                if differences.keyless_tombstones not in (f"{side}-only", "both"):
+                    report.add(f"{m['topic']}: a tombstone without a key, listed in "
+                               f"differences.txt as {differences.keyless_tombstones}, "
+                               f"but {side} wrote it")
+                continue
+            out.append(m)
+        return out
+
+    def group(msgs):
+        g = {}
+        for m in msgs:
+            g.setdefault((m["topic"], json.dumps(m["key"], sort_keys=True)), []).append(m)
+        return g
+
+    def apply(fields, side):
+        for path in list(fields):
+            for pattern, kind, _why in differences.fields:
+                if fnmatch.fnmatchcase(path, pattern):
+                    if kind == "pgcdc-only" and side == "debezium":
+                        report.add(f"  {path}: listed as pgcdc's alone in differences.txt, "
+                                   f"but Debezium writes it ({fields[path]!r})")
+                    if kind == "debezium-only" and side == "pgcdc":
+                        report.add(f"  {path}: listed as Debezium's alone in "
+                                   f"differences.txt, but pgcdc writes it ({fields[path]!r})")
+                    del fields[path]
+                    break
+        return fields
+
+    a, b = group(keep(ours, "pgcdc")), group(keep(theirs, "debezium"))
+    for k in sorted(set(a) | set(b)):
+        topic, key = k
+        xs, ys = a.get(k, []), b.get(k, [])
+        if key == "null":  # keyless: no order across partitions; compare as multisets
+            cx = collections.Counter(json.dumps(apply(message_fields(m), "pgcdc"),
+                                                sort_keys=True) for m in xs)
+            cy = collections.Counter(json.dumps(apply(message_fields(m), "debezium"),
+                                                sort_keys=True) for m in ys)
+            for text in sorted((cx - cy).elements()):
+                report.field(f"{topic}: a message without a key")
+                report.add(f"{topic} (no key): only pgcdc wrote {text}")
+            for text in sorted((cy - cx).elements()):
+                report.field(f"{topic}: a message without a key")
+                report.add(f"{topic} (no key): only Debezium wrote {text}")
+            continue
+        if len(xs) != len(ys):
+            report.field(f"{topic}: messages of a key")
+            report.add(f"{topic} key {key}: pgcdc wrote {len(xs)} messages, Debezium "
+                       f"{len(ys)}:\n  pgcdc ops:    {[op_of(m) for m in xs]}\n"
+                       f"  debezium ops: {[op_of(m) for m in ys]}")
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            fx = apply(message_fields(x), "pgcdc")
+            fy = apply(message_fields(y), "debezium")
+            paths = sorted(set(fx) | set(fy))
+            bad = [p for p in paths if p not in fx or p not in fy or not same(fx[p], fy[p])]
+            if bad:
+                report.add(f"{topic} key {key}, message {i + 1} ({op_of(x)}):")
+                for p in bad:
+                    report.field(p)
+                    report.add(f"  {p}: pgcdc {show(fx, p)}, debezium {show(fy, p)}")
+    return report
+
+
+def same(x, y):
+    # JSON numbers: 1 and 1.0 are the same number to a consumer
+    if isinstance(x, bool) or isinstance(y, bool):
+        return x is y
+    if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+        return x == y
+    return x == y and type(x) is type(y)
+
+
+def show(fields, path):
+    return json.dumps(fields[path]) if path in fields else "(absent)"
+
+
+def op_of(m):
+    v = m["value"]
+    if v is None:
+        return "tombstone"
+    return v.get("op", "?") if isinstance(v, dict) else "?"
+
+
+class SameWal:
+    """One PostgreSQL server, pgcdc's slot and Debezium's created at the same point."""
+
+    def __init__(self, test, setup_sql, settings=None):
+        self.test = test
+        self.pg = test.pg_cluster(settings=settings)
+        for stmt in setup_sql:
+            self.pg.sql(stmt)
+        self.pg.sql(f"CREATE TABLE {END_TABLE} (id int PRIMARY KEY)")
+        self.kafka = test.broker()
+        self.ckpt = os.path.join(test.tmpdir(), "pgcdc.checkpoint")
+        r = run_pgcdc(["setup", "-c", self.config({})], timeout=60)
+        test.assertEqual(r.returncode, 0, r)
+        # nothing is written between pgcdc's slot and this one: both start at the same point
+        self.pg.sql("SELECT pg_create_logical_replication_slot('debezium', 'pgoutput')")
+
+    def sql(self, *stmts):
+        for s in stmts:
+            self.pg.sql(s)
+
+    def config(self, settings):
+        return self.test.write_config({
+            "source.dsn": self.pg.dsn(),
+            "checkpoint.path": self.ckpt,
+            "kafka.bootstrap.servers": self.kafka.bootstrap,
+            "topic.prefix": PREFIX,
+            **settings,
+        })
+
+    def end(self):
+        """The workload's last transaction: the end marker both sides wait for."""
+        self.pg.sql(f"INSERT INTO {END_TABLE} VALUES (1)")
+        self.pg.flush_wal()
+        return self.pg.sql_one("SELECT pg_current_wal_insert_lsn()::text")
+
+    def pgcdc_messages(self, settings, endpos):
+        r = run_pgcdc(["start", "-c", self.config(settings), "--endpos", endpos], timeout=180)
+        self.test.assertEqual(r.returncode, 0, r)
+        topics = sorted(t for t in topic_names(self.kafka.bootstrap) if t.startswith(PREFIX))
+        want = sum(h for t in topics for _, h in watermarks(self.kafka.bootstrap, t).values())
+        msgs = consume_all(self.kafka.bootstrap, topics, timeout=60, expect_count=want)
+        self.test.assertEqual(len(msgs), want)
+        out = []
+        for m in msgs:
+            out.append({
+                "topic": m["topic"],
+                "key": json.loads(m["key"]) if m["key"] is not None else None,
+                "value": json.loads(m["value"]) if m["value"] is not None else None,
+                "headers": {k: v.decode() if v is not None else None
+                            for k, v in (m["headers"] or [])},
+            })
+        return out
+
+    def debezium_records(self, options):
+        """Debezium's records; options: the connector options under test. pgcdc's defaults
+        where they differ from Debezium's (differences.txt `default` lines) are added."""
+        options = {**Differences().defaults, **options}
+        end_topic = f"{PREFIX}.public.{END_TABLE}"
+        with Debezium(self.pg, slot="debezium", publication="pgcdc", prefix=PREFIX,
+                      options=options) as dbz:
+            dbz.wait_for(lambda rs: any(r["topic"] == end_topic for r in rs), timeout=180,
+                         message="the end marker")
+            rc = dbz.stop()
+        self.test.assertEqual(rc, 0, dbz.log_tail())
+        return dbz.records
+
+    def compare(self, settings=None, options=None, differences=None):
+        """Run both on the workload written so far; returns (Report, pgcdc's, Debezium's)."""
+        endpos = self.end()
+        ours = self.pgcdc_messages(settings or {}, endpos)
+        theirs = self.debezium_records(options or {})
+        report = compare_messages(ours, theirs, differences or Differences())
+        return report, ours, theirs
+
+
+def topic_names(bootstrap):
+    from confluent_kafka.admin import AdminClient
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    return [t for t in md.topics if not t.startswith("__")]
+

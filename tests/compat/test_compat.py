@@ -1,0 +1,113 @@
+"""test_compat.py - pgcdc's messages equal Debezium's on the same WAL (tests/compat/compat.py).
+
+Debezium's PostgreSQL connector (the release of tests/compat/pom.xml, pgoutput)
+and pgcdc read two slots created at the same point over one workload; every
+message is compared field by field, and anything not listed in
+tests/compat/differences.txt fails the test.
+"""
+
+import pgcdc_test
+from pgcdc_test import TestCase
+
+from compat import SameWal
+
+TABLES = [
+    # a primary key, a NOT NULL column with a default, REPLICA IDENTITY DEFAULT
+    "CREATE TABLE pk (id int PRIMARY KEY, v text, n int NOT NULL DEFAULT 0)",
+    # REPLICA IDENTITY FULL: before images hold every column
+    "CREATE TABLE full_ri (id int PRIMARY KEY, v text, n int)",
+    "ALTER TABLE full_ri REPLICA IDENTITY FULL",
+    # REPLICA IDENTITY USING INDEX on a unique index other than the primary key
+    "CREATE TABLE pk_and_index (id int PRIMARY KEY, u int NOT NULL, v text)",
+    "CREATE UNIQUE INDEX pk_and_index_u ON pk_and_index (u)",
+    "ALTER TABLE pk_and_index REPLICA IDENTITY USING INDEX pk_and_index_u",
+    # no primary key: REPLICA IDENTITY USING INDEX, two columns
+    "CREATE TABLE index_only (a int NOT NULL, b text NOT NULL, v text)",
+    "CREATE UNIQUE INDEX index_only_ab ON index_only (a, b)",
+    "ALTER TABLE index_only REPLICA IDENTITY USING INDEX index_only_ab",
+    # no key at all (FULL, so that it can be updated and deleted)
+    "CREATE TABLE no_key (v text, n int)",
+    "ALTER TABLE no_key REPLICA IDENTITY FULL",
+    # NOT NULL columns and defaults: what a delete's before image holds for them
+    "CREATE TABLE defaults (id int PRIMARY KEY, a int NOT NULL, b text NOT NULL, "
+    "c text NOT NULL DEFAULT 'zz', d int DEFAULT 7, e timestamptz NOT NULL DEFAULT now(), "
+    "f numeric(5,2) NOT NULL DEFAULT 1.5, g bool NOT NULL, h date NOT NULL DEFAULT '2020-01-02')",
+    # a value stored out of line (TOAST) that updates leave unchanged
+    "CREATE TABLE toasted (id int PRIMARY KEY, big text, n int)",
+    "ALTER TABLE toasted ALTER big SET STORAGE EXTERNAL",
+]
+
+BIG = "repeat('toast me ', 2000)"
+
+
+class CompatTest(TestCase):
+    def test_operations_keys_and_replica_identities(self):
+        run = SameWal(self, TABLES)
+        run.sql(
+            "INSERT INTO pk VALUES (1, 'a', 1), (2, NULL, 2), (3, 'c', 3)",
+            "UPDATE pk SET v = 'b' WHERE id = 1",
+            "UPDATE pk SET id = 10 WHERE id = 2",  # a key change
+            "DELETE FROM pk WHERE id = 3",
+            "INSERT INTO full_ri VALUES (1, 'a', 1), (2, 'b', NULL)",
+            "UPDATE full_ri SET v = 'z', n = 5 WHERE id = 1",
+            "UPDATE full_ri SET id = 20 WHERE id = 2",
+            "DELETE FROM full_ri WHERE id = 1",
+            "INSERT INTO pk_and_index VALUES (1, 100, 'a'), (2, 200, 'b')",
+            "UPDATE pk_and_index SET v = 'x' WHERE id = 1",
+            "UPDATE pk_and_index SET u = 201 WHERE id = 2",
+            "DELETE FROM pk_and_index WHERE id = 1",
+            "INSERT INTO index_only VALUES (1, 'x', 'a'), (2, 'y', 'b')",
+            "UPDATE index_only SET v = 'c' WHERE a = 1",
+            "UPDATE index_only SET b = 'yy' WHERE a = 2",
+            "DELETE FROM index_only WHERE a = 1",
+            "INSERT INTO no_key VALUES ('a', 1), ('b', 2)",
+            "UPDATE no_key SET n = 3 WHERE v = 'a'",
+            "DELETE FROM no_key WHERE v = 'b'",
+            "INSERT INTO defaults VALUES (1, 1, 'b', 'c', 1, '2024-01-01', 2.5, true, '2024-01-01')",
+            "DELETE FROM defaults WHERE id = 1",
+            f"INSERT INTO toasted VALUES (1, {BIG}, 1)",
+            "UPDATE toasted SET n = 2 WHERE id = 1",  # big unchanged: not in the WAL
+            "DELETE FROM toasted WHERE id = 1",
+            "BEGIN; INSERT INTO pk VALUES (4, 'd', 4); UPDATE pk SET n = 44 WHERE id = 4; "
+            "DELETE FROM pk WHERE id = 4; COMMIT",
+            # a transaction applied with a replication origin (as a subscription applies one)
+            "SELECT pg_replication_origin_create('compat_origin')",
+            "SELECT pg_replication_origin_session_setup('compat_origin'); BEGIN; "
+            "SELECT pg_replication_origin_xact_setup('1/ABCDEF0', now()); "
+            "INSERT INTO pk VALUES (5, 'from elsewhere', 5); COMMIT; "
+            "SELECT pg_replication_origin_session_reset()",
+            # TRUNCATE, and logical decoding messages, in and out of a transaction
+            "INSERT INTO no_key VALUES ('t', 9)",
+            "TRUNCATE no_key",
+            "SELECT pg_logical_emit_message(true, 'compat', 'in a transaction')",
+            "SELECT pg_logical_emit_message(false, 'compat', 'not in one')",
+        )
+        report, ours, theirs = run.compare()
+        self.assertGreater(len(theirs), 30)
+        self.assertFalse(report, f"pgcdc and Debezium differ:\n{report}")
+
+    def test_identity_index_other_than_the_primary_key(self):
+        # differences.txt leaves this table out of the comparison: here is why. pgoutput's
+        # delete carries the identity index's columns alone, so the primary key is unknown.
+        run = SameWal(self, TABLES[3:6])
+        run.sql("INSERT INTO pk_and_index VALUES (1, 100, 'a')",
+                "UPDATE pk_and_index SET v = 'x' WHERE id = 1",
+                "DELETE FROM pk_and_index WHERE id = 1")
+        _, ours, theirs = run.compare()
+        topic = "pgcdc.public.pk_and_index"
+        # pgcdc: every message under the identity index's key, the delete's too
+        self.assertEqual([(m["key"], op(m)) for m in ours if m["topic"] == topic],
+                         [({"u": 100}, "c"), ({"u": 100}, "u"), ({"u": 100}, "d"),
+                          ({"u": 100}, None)])
+        # Debezium: the primary key, but the delete under {"id": 0}, not the row's key
+        self.assertEqual([(r["key"], op(r)) for r in theirs if r["topic"] == topic],
+                         [({"id": 1}, "c"), ({"id": 1}, "u"), ({"id": 0}, "d"),
+                          ({"id": 0}, None)])
+
+
+def op(m):
+    return m["value"]["op"] if m["value"] is not None else None
+
+
+if __name__ == "__main__":
+    pgcdc_test.main()
