@@ -39,6 +39,21 @@ typedef struct cdc_catalog_fill {
 int cdc_catalog_fills(cdc_catalog *c, uint32_t relid, cdc_catalog_fill **ret, size_t *n,
                       cdc_error *err);
 
+/* A column whose type is a domain with a type modifier (see cdc_catalog_domain_typmods). */
+typedef struct cdc_catalog_typmod {
+    const char *column; /* column name */
+    int32_t typmod;     /* the domain's (or its base domain's) typmod */
+} cdc_catalog_typmod;
+
+/*
+ * The columns of table relid whose type is a domain over a type with a modifier
+ * (CREATE DOMAIN price AS numeric(10,2)), with that modifier: pgoutput sends such a
+ * column's own atttypmod, which is -1. One allocation in *ret (free() it), *n entries.
+ * CDC_EPG when the query fails.
+ */
+int cdc_catalog_domain_typmods(cdc_catalog *c, uint32_t relid, cdc_catalog_typmod **ret, size_t *n,
+                               cdc_error *err);
+
 /*
  * Tables of the publication as "schema.table" strings (a NULL-terminated
  * array in one allocation: free() it). CDC_ENOTFOUND when the publication

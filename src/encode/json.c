@@ -491,12 +491,20 @@ static int32_t cdc_enc_numeric_scale(int32_t typmod)
     return ((((typmod - 4) & 0x7ff) ^ 1024) - 1024);
 }
 
+/* numeric: as decimal.handling.mode says; in string mode NaN and the infinities are
+ * Debezium's names for them ("NAN", "POSITIVE_INFINITY", "NEGATIVE_INFINITY") */
 static void jw_numeric(cdc_enc_jw *w, cdc_encoder *e, int32_t typmod, const char *s, size_t n)
 {
     if (e->decimal_mode == CDC_DECIMAL_DOUBLE)
         jw_decimal_double(w, e, s, n);
     else if (e->decimal_mode == CDC_DECIMAL_PRECISE)
         jw_decimal_precise(w, e, cdc_enc_numeric_scale(typmod), s, n);
+    else if (n == 3 && memcmp(s, "NaN", 3) == 0)
+        JW_LIT(w, "\"NAN\"");
+    else if (n == 8 && memcmp(s, "Infinity", 8) == 0)
+        JW_LIT(w, "\"POSITIVE_INFINITY\"");
+    else if (n == 9 && memcmp(s, "-Infinity", 9) == 0)
+        JW_LIT(w, "\"NEGATIVE_INFINITY\"");
     else
         jw_str(w, s, n);
 }
@@ -556,7 +564,11 @@ static void jw_date(cdc_enc_jw *w, cdc_encoder *e, const char *s, size_t n)
         char buf[32];
         size_t k = 0;
         if (r != CDC_ENC_FINITE) {
-            jw_infinity_str(w, r);
+            /* Debezium's: its day-number sentinels (below) as dates; infinity is the smaller */
+            if (r == CDC_ENC_INF_POS)
+                JW_LIT(w, "\"-5877611-06-21Z\"");
+            else
+                JW_LIT(w, "\"-5877611-06-22Z\"");
             return;
         }
         k = cdc_enc__fmt_date(buf, t.days);
@@ -581,8 +593,10 @@ static void jw_time(cdc_enc_jw *w, cdc_encoder *e, int32_t typmod, const char *s
     }
     switch (e->time_mode) {
     case CDC_TIME_ISOSTRING: {
+        /* Debezium's ISO time is a java.time.LocalTime, where 24:00:00 is the midnight
+         * that starts the day (no ISO time parser reads "24:00:00") */
         char buf[24];
-        size_t k = cdc_enc__fmt_time(buf, t.us, -1);
+        size_t k = cdc_enc__fmt_time(buf, t.us % CDC_ENC_US_PER_DAY, -1);
         buf[k++] = 'Z';
         jw_quoted(w, buf, k);
         return;
@@ -593,7 +607,8 @@ static void jw_time(cdc_enc_jw *w, cdc_encoder *e, int32_t typmod, const char *s
     }
 }
 
-/* timetz: io.debezium.time.ZonedTime, the time in UTC: "06:30:00.5Z" */
+/* timetz: io.debezium.time.ZonedTime, the time in UTC within the day, as Debezium's
+ * OffsetTime has it: "06:30:00.5Z"; 24:00:00+00 is "00:00:00Z" */
 static void jw_timetz(cdc_enc_jw *w, const char *s, size_t n)
 {
     cdc_enc_ts t;
@@ -602,12 +617,9 @@ static void jw_timetz(cdc_enc_jw *w, const char *s, size_t n)
         jw_str(w, s, n);
         return;
     }
-    int64_t us = t.us - (int64_t)off * 1000000;
-    if (!(t.us == CDC_ENC_US_PER_DAY && off == 0)) { /* 24:00:00+00 stays the end of the day */
-        us %= CDC_ENC_US_PER_DAY;
-        if (us < 0)
-            us += CDC_ENC_US_PER_DAY;
-    }
+    int64_t us = (t.us - (int64_t)off * 1000000) % CDC_ENC_US_PER_DAY;
+    if (us < 0)
+        us += CDC_ENC_US_PER_DAY;
     char buf[24];
     size_t k = cdc_enc__fmt_time(buf, us, -1);
     buf[k++] = 'Z';
@@ -639,8 +651,11 @@ static void jw_timestamp(cdc_enc_jw *w, cdc_encoder *e, int32_t typmod, const ch
         return;
     }
     if (e->time_mode == CDC_TIME_ISOSTRING) {
-        if (r != CDC_ENC_FINITE)
-            jw_infinity_str(w, r);
+        /* Debezium's: its microsecond sentinels (below) as ISO timestamps */
+        if (r == CDC_ENC_INF_POS)
+            JW_LIT(w, "\"+294247-01-10T04:00:25.2Z\"");
+        else if (r == CDC_ENC_INF_NEG)
+            JW_LIT(w, "\"-290308-12-21T19:59:27.6Z\"");
         else
             jw_iso_timestamp(w, &t, -1);
         return;

@@ -285,6 +285,52 @@ out:
     return rc;
 }
 
+int cdc_catalog_domain_typmods(cdc_catalog *c, uint32_t relid, cdc_catalog_typmod **ret, size_t *n,
+                               cdc_error *err)
+{
+    char oid[16];
+    snprintf(oid, sizeof(oid), "%u", relid);
+    const char *params[1] = {oid};
+    /* down the chain of domains to the first modifier */
+    PGresult *res = cdc_pg_execp(
+        c->conn, "look up domain type modifiers",
+        "WITH RECURSIVE d(attname, typ, typmod, depth) AS ("
+        "  SELECT a.attname, t.typbasetype, t.typtypmod, 0 FROM pg_catalog.pg_attribute a "
+        "    JOIN pg_catalog.pg_type t ON t.oid = a.atttypid AND t.typtype = 'd' "
+        "   WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "     AND a.atttypmod = -1 "
+        "  UNION ALL "
+        "  SELECT d.attname, t.typbasetype, t.typtypmod, d.depth + 1 FROM d "
+        "    JOIN pg_catalog.pg_type t ON t.oid = d.typ AND t.typtype = 'd' "
+        "   WHERE d.typmod = -1) "
+        "SELECT DISTINCT ON (attname) attname, typmod FROM d WHERE typmod <> -1 "
+        " ORDER BY attname, depth",
+        1, params, err);
+    if (res == NULL)
+        return CDC_EPG;
+    int rows = PQntuples(res);
+    size_t bytes = sizeof(cdc_catalog_typmod) * (size_t)(rows ? rows : 1);
+    for (int i = 0; i < rows; i++)
+        bytes += strlen(PQgetvalue(res, i, 0)) + 1;
+    cdc_catalog_typmod *t = malloc(bytes);
+    if (t == NULL) {
+        PQclear(res);
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    }
+    char *w = (char *)(t + (rows ? rows : 1));
+    for (int i = 0; i < rows; i++) {
+        size_t len = strlen(PQgetvalue(res, i, 0)) + 1;
+        memcpy(w, PQgetvalue(res, i, 0), len);
+        t[i].column = w;
+        t[i].typmod = (int32_t)strtol(PQgetvalue(res, i, 1), NULL, 10);
+        w += len;
+    }
+    PQclear(res);
+    *ret = t;
+    *n = (size_t)rows;
+    return 0;
+}
+
 int cdc_catalog_publication_tables(cdc_catalog *c, const char *publication, char ***ret,
                                    cdc_error *err)
 {

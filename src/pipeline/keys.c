@@ -53,6 +53,7 @@ static cdc_keymap_entry *entry(cdc_keymap *m, uint32_t relid)
     e->relid = relid;
     e->stale = true;
     e->fills_stale = true;
+    e->domains_stale = true;
     return e;
 }
 
@@ -141,12 +142,62 @@ int cdc_keymap_fill(cdc_keymap *m, const cdc_event *ev, cdc_event *ret, cdc_erro
     return 0;
 }
 
+bool cdc_keymap_may_have_domains(const cdc_event *ev)
+{
+    for (size_t i = 0; i < ev->ncols; i++)
+        if (ev->columns[i].type_name != NULL && ev->columns[i].typmod < 0)
+            return true;
+    return false;
+}
+
+int cdc_keymap_domains(cdc_keymap *m, const cdc_event *ev, cdc_event *ret, cdc_error *err)
+{
+    cdc_keymap_entry *e = entry(m, ev->relid);
+    if (e == NULL)
+        return cdc_err(err, CDC_ENOMEM, "out of memory");
+    if (e->domains_stale) {
+        int rc = catalog(m, err);
+        if (rc < 0)
+            return rc;
+        free(e->typmods);
+        e->typmods = NULL;
+        e->ntypmods = 0;
+        if ((rc = cdc_catalog_domain_typmods(m->catalog, ev->relid, &e->typmods, &e->ntypmods,
+                                             err)) < 0)
+            return rc;
+        e->domains_stale = false;
+        e->dsrc_cols = NULL;
+    }
+    *ret = *ev;
+    if (e->ntypmods == 0)
+        return 0;
+    if (e->dsrc_cols != ev->columns || e->dncols != ev->ncols) {
+        free(e->dcols);
+        e->dcols = malloc(sizeof(*e->dcols) * (ev->ncols ? ev->ncols : 1));
+        if (e->dcols == NULL) {
+            e->dsrc_cols = NULL;
+            return cdc_err(err, CDC_ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < ev->ncols; i++) {
+            e->dcols[i] = ev->columns[i];
+            for (size_t k = 0; k < e->ntypmods && e->dcols[i].typmod < 0; k++)
+                if (strcmp(e->typmods[k].column, ev->columns[i].name) == 0)
+                    e->dcols[i].typmod = e->typmods[k].typmod;
+        }
+        e->dsrc_cols = ev->columns;
+        e->dncols = ev->ncols;
+    }
+    ret->columns = e->dcols;
+    return 0;
+}
+
 void cdc_keymap_invalidate(cdc_keymap *m, uint32_t relid)
 {
     for (size_t i = 0; i < m->n; i++)
         if (m->entries[i].relid == relid) {
             m->entries[i].stale = true;
             m->entries[i].fills_stale = true;
+            m->entries[i].domains_stale = true;
         }
 }
 
@@ -164,6 +215,8 @@ void cdc_keymap_free(cdc_keymap *m)
         free(m->entries[i].keys);
         free(m->entries[i].fills);
         free(m->entries[i].fcols);
+        free(m->entries[i].typmods);
+        free(m->entries[i].dcols);
     }
     free(m->entries);
     cdc_keymap_close(m);

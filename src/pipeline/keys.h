@@ -28,6 +28,14 @@ typedef struct cdc_keymap_entry {
     const cdc_event_column *fsrc_cols; /* the decoder's columns fcols was built for */
     size_t fncols;
     cdc_event_column *fcols; /* the decoder's columns with fill set */
+
+    /* domains' type modifiers (cdc_keymap_domains) */
+    bool domains_stale;          /* look them up again */
+    cdc_catalog_typmod *typmods; /* columns of a domain with a modifier */
+    size_t ntypmods;
+    const cdc_event_column *dsrc_cols; /* the decoder's columns dcols was built for */
+    size_t dncols;
+    cdc_event_column *dcols; /* the decoder's columns with the domains' typmods */
 } cdc_keymap_entry;
 
 typedef struct cdc_keymap {
@@ -50,6 +58,18 @@ int cdc_keymap_apply(cdc_keymap *m, const cdc_event *ev, cdc_event *ret, cdc_err
  * per table and again after cdc_keymap_invalidate(); columns point into m.
  */
 int cdc_keymap_fill(cdc_keymap *m, const cdc_event *ev, cdc_event *ret, cdc_error *err);
+/*
+ * Whether ev's table may have a column of a domain with a type modifier: a column of a
+ * type pgoutput describes in a Type message and no typmod of its own (cheap, per event).
+ */
+bool cdc_keymap_may_have_domains(const cdc_event *ev);
+/*
+ * Fill *ret with ev whose columns of a domain over a type with a modifier (numeric(10,2),
+ * timestamp(3)) carry that modifier, which pgoutput does not send, so that they are
+ * encoded as Debezium encodes them. Looked up once per table and again after
+ * cdc_keymap_invalidate(); columns point into m.
+ */
+int cdc_keymap_domains(cdc_keymap *m, const cdc_event *ev, cdc_event *ret, cdc_error *err);
 /* A Relation message arrived for relid: its key (and defaults) may have changed. */
 void cdc_keymap_invalidate(cdc_keymap *m, uint32_t relid);
 

@@ -118,7 +118,7 @@ static int on_event(const cdc_event *ev, void *arg)
     bool standalone = seq == 0; /* a non-transactional message between transactions */
     if (standalone && (seq = cdc_tracker_open(st->tracker)) == 0)
         return cdc_err(&st->cb_err, CDC_ENOMEM, "out of memory");
-    cdc_event rekeyed;
+    cdc_event typed, rekeyed;
     if (ev->replident == CDC_EVENT_REPLIDENT_FULL && ev->op != CDC_EVENT_MESSAGE) {
         /* pgoutput marks every column of a FULL table as key: key by the primary key */
         int krc = cdc_keymap_apply(&st->keymap, ev, &rekeyed, &st->cb_err);
@@ -130,6 +130,14 @@ static int on_event(const cdc_event *ev, void *arg)
         int src = cdc_snapshot_change(st->snap, ev, &st->cb_err);
         if (src < 0)
             return src;
+    }
+    /* after the snapshot's look at it, which compares the columns with those it read */
+    if (ev->op != CDC_EVENT_MESSAGE && cdc_keymap_may_have_domains(ev)) {
+        /* a domain over numeric(10,2) or timestamp(3): pgoutput does not send its typmod */
+        int drc = cdc_keymap_domains(&st->keymap, ev, &typed, &st->cb_err);
+        if (drc < 0)
+            return drc;
+        ev = &typed;
     }
     cdc_event filled;
     if (ev->before_image == CDC_EVENT_IMAGE_KEY && ev->before != NULL &&
@@ -424,6 +432,14 @@ static int snapshot_step(run_state *st, cdc_error *err)
             cdc_tracker_close(st->tracker, st->snap_seq, cdc_snapshot_chunk_done(st->snap));
             st->snap_seq = 0;
             return 1;
+        }
+        cdc_event typed;
+        if (cdc_keymap_may_have_domains(&ev)) {
+            /* as streamed rows: a domain's typmod from the catalog */
+            int drc = cdc_keymap_domains(&st->keymap, &ev, &typed, err);
+            if (drc < 0)
+                return drc;
+            ev = typed;
         }
         int rc = st->sink->ops->event(st->sink, &ev, st->snap_seq, err);
         if (rc < 0)

@@ -9,7 +9,8 @@ the documented mapping alone (decode_value below), and an EXCEPT in both
 directions must find no difference. Where the documented JSON mapping loses
 information (timetz is sent in UTC, varbit without leading zeros, arrays
 without explicit bounds, numeric intervals with 30.4375-day months), both
-tables are compared through exactly that loss (LOSSY below), so everything
+tables are compared through exactly that loss (LOSSY below; isostring also
+sends time 24:00:00 as 00:00:00, as Debezium), so everything
 else is compared exactly.
 
 The same runs with other settings (lossless ones, which are then compared
@@ -42,6 +43,7 @@ CREATE DOMAIN posint AS int4 CHECK (VALUE > 0);
 CREATE DOMAIN price AS numeric(10,2);
 CREATE DOMAIN tags AS text[];
 CREATE DOMAIN stamp AS timestamptz;
+CREATE DOMAIN stamp3 AS timestamp(3);
 CREATE DOMAIN happy_mood AS mood;
 """
 
@@ -109,6 +111,7 @@ COLUMNS = [
     ("c_price", "price", ["12.50", "-0.01"]),
     ("c_tags", "tags", ["'{a,\"b c\"}'"]),
     ("c_stamp", "stamp", ["'2024-05-01 12:00:00+00'"]),
+    ("c_stamp3", "stamp3", ["'2024-05-01 12:00:00.123'", "'1969-12-31 23:59:59.999'"]),
     ("c_happy", "happy_mood", ["'ok'"]),
     ("c_pair", "pair", ["ROW(1, 'a b')", "ROW(NULL, NULL)"]),
     ("c_int4range", "int4range", ["'[1,5)'", "'empty'", "'(,)'"]),
@@ -166,6 +169,14 @@ COLUMNS = [(c, t, [v for v in vals if PG_VERSION >= VALUE_SINCE_VERSION.get((c, 
 
 NROWS = max(len(v) for _, _, v in COLUMNS)
 
+# isostring: date and timestamp infinities are Debezium's sentinels written as ISO strings
+ISO_DATE_INF = {"-5877611-06-21Z": "infinity", "-5877611-06-22Z": "-infinity"}
+ISO_TS_INF = {"+294247-01-10T04:00:25.2Z": "infinity", "-290308-12-21T19:59:27.6Z": "-infinity"}
+
+# numeric's NaN and infinities in decimal.handling.mode = string, as Debezium names them
+SPECIAL_DECIMALS = {"NAN": "NaN", "POSITIVE_INFINITY": "Infinity",
+                    "NEGATIVE_INFINITY": "-Infinity"}
+
 
 def create_table(pg, name, identity=None):
     cols = ", ".join(f"{c} {t}" for c, t, _ in COLUMNS)
@@ -191,7 +202,10 @@ WITH RECURSIVE base(attname, attnum, oid, typmod, depth) AS (
   UNION ALL
   SELECT b.attname, b.attnum, t.typbasetype, t.typtypmod, b.depth + 1
     FROM base b JOIN pg_type t ON t.oid = b.oid WHERE t.typtype = 'd')
-SELECT DISTINCT ON (b.attnum) b.attname, format_type(a.atttypid, a.atttypmod), a.atttypmod,
+SELECT DISTINCT ON (b.attnum) b.attname, format_type(a.atttypid, a.atttypmod),
+       -- a domain column has none of its own: pgcdc reads the domain's from the catalog
+       COALESCE(NULLIF(a.atttypmod, -1), (SELECT b2.typmod FROM base b2 WHERE b2.attnum = b.attnum
+                                          AND b2.typmod <> -1 ORDER BY b2.depth LIMIT 1), -1),
        t.typname, e.typname, t.typdelim
   FROM base b JOIN pg_type t ON t.oid = b.oid
   JOIN pg_attribute a ON a.attrelid = %s::regclass AND a.attnum = b.attnum
@@ -371,11 +385,15 @@ class Decoder:
                     return decimal_text(unscaled(v), 2)
                 scale = ((typmod - 4) & 0x7ff ^ 1024) - 1024
                 return decimal_text(unscaled(v), scale)
+            if dm == "string":  # NaN and the infinities under Debezium's names
+                return SPECIAL_DECIMALS.get(v, v)
             return v
         if t == "bytea":
             return "\\x" + self.bytes_of(v).hex()
         if t == "date":
             if is_str(v):
+                if v in ISO_DATE_INF:  # isostring: Debezium's day sentinels as dates
+                    return ISO_DATE_INF[v]
                 return v if "infinity" in v else pg_from_iso(v, False)
             v = num(v)
             if v == DATE_INF:
@@ -396,6 +414,8 @@ class Decoder:
         if t in ("timestamp", "timestamptz"):
             tz = t == "timestamptz"
             if is_str(v):
+                if not tz and v in ISO_TS_INF:  # isostring: Debezium's sentinels as instants
+                    return ISO_TS_INF[v]
                 return v if "infinity" in v else pg_from_iso(v, tz)
             v = num(v)
             tm = mode["time.precision.mode"]
@@ -490,6 +510,10 @@ def no_bounds(c):
     return f"regexp_replace({c}::text, '^\\[[^=]*\\]=', '')"  # explicit bounds are not sent
 
 
+def wrap_day(c):
+    return f"({c} + interval '0')"  # isostring's LocalTime: 24:00:00 is the day's 00:00:00
+
+
 def micro_duration(c):
     """MicroDuration: months of 30.4375 days, days of 24 hours, clamped to int64."""
     return (f"LEAST(GREATEST((extract(year from {c}) * 12 + extract(month from {c})) * 2629800000000"
@@ -520,7 +544,6 @@ def variable_scale(c):
 LOSSY_PRECISE = {
     "c_numeric": variable_scale,
     "c_numeric_10_2": variable_scale,
-    "c_price": variable_scale,
     "c_numeric_arr": elementwise(variable_scale),
 }
 
@@ -533,6 +556,9 @@ def lossy_for(settings):
         lossy.update(LOSSY_NUMERIC_INTERVAL)
     if settings.get("decimal.handling.mode", "string") == "precise":
         lossy.update(LOSSY_PRECISE)
+    if settings.get("time.precision.mode") == "isostring":
+        lossy.update({"c_time": wrap_day, "c_time3": wrap_day,
+                      "c_time_arr": elementwise(wrap_day)})
     return lossy
 
 
