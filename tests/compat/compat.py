@@ -37,6 +37,7 @@ DIFFERENCES = os.path.join(HERE, "differences.txt")
 PREFIX = "pgcdc"
 END_TABLE = "compat_end"
 SIDES = ("pgcdc-only", "debezium-only", "both")
+USED = set()  # the differences.txt lines some comparison needed, by line number
 
 
 class Differences:
@@ -49,6 +50,8 @@ class Differences:
     def __init__(self, path=DIFFERENCES):
         self.fields, self.topics, self.defaults, self.keyless_tombstones = [], [], {}, None
         self.columns, self.values = {}, {}  # left out of the types tests: name -> why
+        self.lines = {}  # what each line says -> its line number
+        self.all_lines = set()
         with open(path) as f:
             for n, line in enumerate(f, 1):
                 line = line.strip()
@@ -56,26 +59,45 @@ class Differences:
                     continue
                 w = line.split(None, 3)
                 where = f"{path}:{n}"
+                self.all_lines.add(n)
                 if w[0] == "field" and len(w) == 4 and w[2] in SIDES:
                     self.fields.append((w[1], w[2], w[3]))
+                    self.lines[("field", w[1])] = n
                 elif w[0] == "topic" and len(w) >= 3:
                     self.topics.append((w[1], line.split(None, 2)[2]))
+                    self.lines[("topic", w[1])] = n
                 elif w[0] == "message" and len(w) == 4 and w[1] == "keyless-tombstone" \
                         and w[2] in SIDES:
                     self.keyless_tombstones = w[2]
+                    self.lines[("message", w[1])] = n
                 elif w[0] == "column" and len(w) >= 3:
                     self.columns[w[1]] = line.split(None, 2)[2]
+                    self.lines[("column", w[1])] = n
                 elif w[0] == "value" and len(w) >= 4:
                     col, lit, why = split_value_line(line)
                     self.values[(col, lit)] = why
+                    self.lines[("value", col, lit)] = n
                 elif w[0] == "default" and len(w) >= 3 and "=" in w[1]:
                     k, v = w[1].split("=", 1)
                     self.defaults[k] = v
+                    self.lines[("default", k)] = n
                 else:
                     raise ValueError(f"{where}: not a difference line: {line!r}")
 
+    def use(self, *what):
+        """Note that a comparison needed the line saying what."""
+        USED.add(self.lines[what])
+
+    def unused(self):
+        """The line numbers no comparison needed so far."""
+        return sorted(self.all_lines - USED)
+
     def topic_excluded(self, topic):
-        return any(glob(topic, g) for g, _ in self.topics)
+        for g, _ in self.topics:
+            if glob(topic, g):
+                self.use("topic", g)
+                return True
+        return False
 
 
 def glob(name, pattern):
@@ -171,6 +193,7 @@ def compare_messages(ours, theirs, differences):
             if differences.topic_excluded(m["topic"]):
                 continue
             if keyless_tombstone(m) and differences.keyless_tombstones is not None:
+                differences.use("message", "keyless-tombstone")
                 if differences.keyless_tombstones not in (f"{side}-only", "both"):
                     report.add(f"{m['topic']}: a tombstone without a key, listed in "
                                f"differences.txt as {differences.keyless_tombstones}, "
@@ -189,6 +212,7 @@ def compare_messages(ours, theirs, differences):
         for path in list(fields):
             for pattern, kind, _why in differences.fields:
                 if glob(path, pattern):
+                    differences.use("field", pattern)
                     if kind == "pgcdc-only" and side == "debezium":
                         report.add(f"  {path}: listed as pgcdc's alone in differences.txt, "
                                    f"but Debezium writes it ({fields[path]!r})")
@@ -309,7 +333,11 @@ class SameWal:
     def debezium_records(self, options):
         """Debezium's records; options: the connector options under test. pgcdc's defaults
         where they differ from Debezium's (differences.txt `default` lines) are added."""
-        options = {**Differences().defaults, **options}
+        d = Differences()
+        for k in d.defaults:
+            if k not in options:
+                d.use("default", k)
+        options = {**d.defaults, **options}
         end_topic = f"{PREFIX}.public.{END_TABLE}"
         with Debezium(self.pg, slot="debezium", publication="pgcdc", prefix=PREFIX,
                       options=options) as dbz:
