@@ -28,8 +28,15 @@ typedef enum cdc_time_mode {
     CDC_TIME_ADAPTIVE_MICROS = 1,
     CDC_TIME_CONNECT = 2,
     CDC_TIME_ISOSTRING = 3,
+    CDC_TIME_MICROS = 4, /* microseconds: every time and timestamp in µs */
+    CDC_TIME_NANOS = 5,  /* nanoseconds: in ns */
 } cdc_time_mode;
-typedef enum cdc_binary_mode { CDC_BINARY_BASE64 = 0, CDC_BINARY_HEX = 1 } cdc_binary_mode;
+typedef enum cdc_binary_mode {
+    CDC_BINARY_BASE64 = 0,
+    CDC_BINARY_HEX = 1,
+    CDC_BINARY_BYTES = 2,      /* Debezium's default: the JSON converter's base64 */
+    CDC_BINARY_BASE64_URL = 3, /* base64-url-safe */
+} cdc_binary_mode;
 typedef enum cdc_interval_mode {
     CDC_INTERVAL_NUMERIC = 0,
     CDC_INTERVAL_STRING = 1

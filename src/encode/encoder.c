@@ -27,8 +27,8 @@ int cdc_encoder_new(const cdc_config *cfg, const cdc_source_info *src, cdc_encod
         return cdc_err(err, CDC_EINVAL, "encoder needs a configuration and source names");
     if (cfg->format != CDC_FORMAT_JSON && cfg->format != CDC_FORMAT_PROTOBUF)
         return cdc_err(err, CDC_EINVAL, "unknown message format %d", cfg->format);
-    if (cfg->binary_handling_mode != CDC_BINARY_BASE64 &&
-        cfg->binary_handling_mode != CDC_BINARY_HEX)
+    if (cfg->binary_handling_mode < CDC_BINARY_BASE64 ||
+        cfg->binary_handling_mode > CDC_BINARY_BASE64_URL)
         return cdc_err(err, CDC_EINVAL, "unknown binary.handling.mode %d",
                        cfg->binary_handling_mode);
     if (cfg->decimal_handling_mode != CDC_DECIMAL_STRING &&
@@ -36,8 +36,7 @@ int cdc_encoder_new(const cdc_config *cfg, const cdc_source_info *src, cdc_encod
         cfg->decimal_handling_mode != CDC_DECIMAL_PRECISE)
         return cdc_err(err, CDC_EINVAL, "unknown decimal.handling.mode %d",
                        cfg->decimal_handling_mode);
-    if (cfg->time_precision_mode < CDC_TIME_ADAPTIVE ||
-        cfg->time_precision_mode > CDC_TIME_ISOSTRING)
+    if (cfg->time_precision_mode < CDC_TIME_ADAPTIVE || cfg->time_precision_mode > CDC_TIME_NANOS)
         return cdc_err(err, CDC_EINVAL, "unknown time.precision.mode %d", cfg->time_precision_mode);
     if (cfg->interval_handling_mode != CDC_INTERVAL_NUMERIC &&
         cfg->interval_handling_mode != CDC_INTERVAL_STRING)

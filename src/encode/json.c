@@ -171,9 +171,12 @@ static void jw_cstr(cdc_enc_jw *w, const char *s)
 }
 
 /* Append n bytes as a base64 (RFC 4648, padded) JSON string. */
-static void jw_base64(cdc_enc_jw *w, const unsigned char *p, size_t n)
+static const char base64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char base64_url[] = /* RFC 4648's URL-safe alphabet, padded as Java's */
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static void jw_base64_with(cdc_enc_jw *w, const unsigned char *p, size_t n, const char *tbl)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t outlen = (n + 2) / 3 * 4;
 
     if (!jw_grow(w, outlen + 2))
@@ -206,6 +209,11 @@ static void jw_base64(cdc_enc_jw *w, const unsigned char *p, size_t n)
     *o = '\0';
 }
 
+static void jw_base64(cdc_enc_jw *w, const unsigned char *p, size_t n)
+{
+    jw_base64_with(w, p, n, base64_std);
+}
+
 /* Append n bytes as a lower-case hex JSON string (Debezium's HexConverter). */
 static void jw_hex(cdc_enc_jw *w, const unsigned char *p, size_t n)
 {
@@ -229,8 +237,10 @@ static void jw_bytes(cdc_enc_jw *w, const cdc_encoder *e, const void *p, size_t 
 {
     if (e->binary_mode == CDC_BINARY_HEX)
         jw_hex(w, p, n);
+    else if (e->binary_mode == CDC_BINARY_BASE64_URL)
+        jw_base64_with(w, p, n, base64_url);
     else
-        jw_base64(w, p, n);
+        jw_base64(w, p, n); /* base64, and bytes as the JSON converter writes them */
 }
 
 /* Append n ASCII bytes that need no escaping between quotes. */
@@ -603,6 +613,7 @@ static void jw_time(cdc_enc_jw *w, cdc_encoder *e, int32_t typmod, const char *s
     }
     case CDC_TIME_CONNECT: jw_i64(w, t.us / 1000); return;
     case CDC_TIME_ADAPTIVE: jw_i64(w, cdc_enc_precision(typmod) <= 3 ? t.us / 1000 : t.us); return;
+    case CDC_TIME_NANOS: jw_i64(w, t.us * 1000); return; /* io.debezium.time.NanoTime */
     default: jw_i64(w, t.us); return;
     }
 }
@@ -660,7 +671,20 @@ static void jw_timestamp(cdc_enc_jw *w, cdc_encoder *e, int32_t typmod, const ch
             jw_iso_timestamp(w, &t, -1);
         return;
     }
-    bool ms = e->time_mode == CDC_TIME_CONNECT || cdc_enc_precision(typmod) <= 3;
+    if (e->time_mode == CDC_TIME_NANOS) { /* io.debezium.time.NanoTimestamp */
+        __int128 ns = ((__int128)t.days * CDC_ENC_US_PER_DAY + t.us) * 1000;
+        if (r == CDC_ENC_INF_POS) /* Debezium clamps them */
+            JW_LIT(w, "9223372036854775807");
+        else if (r == CDC_ENC_INF_NEG)
+            JW_LIT(w, "-9223372036854775808");
+        else if (ns > INT64_MAX || ns < INT64_MIN)
+            jw_iso_timestamp(w, &t, -1); /* before 1677 or after 2262: no int64 holds it */
+        else
+            jw_i64(w, (int64_t)ns);
+        return;
+    }
+    bool ms = e->time_mode == CDC_TIME_CONNECT ||
+              (e->time_mode != CDC_TIME_MICROS && cdc_enc_precision(typmod) <= 3);
     if (r == CDC_ENC_INF_POS)
         ms ? JW_LIT(w, "9223372036825200") : JW_LIT(w, "9223372036825200000");
     else if (r == CDC_ENC_INF_NEG)

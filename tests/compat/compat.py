@@ -60,9 +60,15 @@ class Differences:
                 w = line.split(None, 3)
                 where = f"{path}:{n}"
                 self.all_lines.add(n)
-                if w[0] == "field" and len(w) == 4 and w[2] in SIDES:
-                    self.fields.append((w[1], w[2], w[3]))
-                    self.lines[("field", w[1])] = n
+                when = None
+                if w[0] == "field" and len(w) == 4 and w[2] == "when":
+                    # field <glob> when <option>=<value> <side> <why>
+                    w = line.split(None, 5)
+                    when = tuple(w[3].split("=", 1))
+                    w = [w[0], w[1], w[4], w[5]] if len(w) == 6 else []
+                if w and w[0] == "field" and len(w) == 4 and w[2] in SIDES:
+                    self.fields.append((w[1], w[2], w[3], when))
+                    self.lines[("field", w[1], when)] = n
                 elif w[0] == "topic" and len(w) >= 3:
                     self.topics.append((w[1], line.split(None, 2)[2]))
                     self.lines[("topic", w[1])] = n
@@ -180,7 +186,7 @@ class Report:
                 + (f"\n... and {more} more" if more > 0 else ""))
 
 
-def compare_messages(ours, theirs, differences, skip_topics=()):
+def compare_messages(ours, theirs, differences, skip_topics=(), options=None):
     """Compare pgcdc's messages with Debezium's; returns a Report (empty when they agree).
 
     ours, theirs: [{"topic", "key", "value", "headers"}], each in the order a consumer of
@@ -214,10 +220,12 @@ def compare_messages(ours, theirs, differences, skip_topics=()):
 
     def apply(fields, side, op):
         for path in list(fields):
-            for pattern, kind, _why in differences.fields:
+            for pattern, kind, _why, when in differences.fields:
+                if when is not None and (options or {}).get(when[0]) != when[1]:
+                    continue
                 where, _, only = pattern.partition("@")  # glob@op: only messages of that op
                 if (not only or only == op) and glob(path, where):
-                    differences.use("field", pattern)
+                    differences.use("field", pattern, when)
                     if kind == "pgcdc-only" and side == "debezium":
                         report.add(f"  {path}: listed as pgcdc's alone in differences.txt, "
                                    f"but Debezium writes it ({fields[path]!r})")
@@ -359,7 +367,8 @@ class SameWal:
         ours = self.pgcdc_messages(settings or {}, endpos)
         theirs = self.debezium_records(options or {})
         skip = [f"{PREFIX}.public.{END_TABLE}"] if skip_end else []
-        report = compare_messages(ours, theirs, differences or Differences(), skip)
+        report = compare_messages(ours, theirs, differences or Differences(), skip,
+                                  {**Differences().defaults, **(options or {})})
         return report, ours, theirs
 
 

@@ -191,6 +191,15 @@ class CompatTest(TestCase):
                  "time.precision.mode": "adaptive_time_microseconds"}
         self.types_case(modes, modes)
 
+    def test_every_type_microseconds_url_safe(self):
+        modes = {"time.precision.mode": "microseconds",
+                 "binary.handling.mode": "base64-url-safe"}
+        self.types_case(modes, modes)
+
+    def test_every_type_nanoseconds_bytes(self):
+        modes = {"time.precision.mode": "nanoseconds", "binary.handling.mode": "bytes"}
+        self.types_case(modes, modes)
+
     def test_every_type_isostring(self):
         modes = {"time.precision.mode": "isostring"}
         self.types_case(modes, modes)

@@ -8,11 +8,15 @@
 Which Kafka a Broker is:
 - the test broker (PGCDC_TESTBROKER_BIN, librdkafka's mock cluster), the
   default: every fault can be injected;
-- PGCDC_TEST_KAFKA=kraft: a real Apache Kafka, one KRaft node started for
-  this Broker (pgcdc_test.kafka.KafkaCluster; PGCDC_TEST_KAFKA_NODES=3 for
-  three, topics with replication factor 3 and min.insync.replicas=2). down/up kill and restart it,
-  slow() sets a produce quota; protocol-level faults (rtt, injected error
-  codes, leader moves) raise unittest.SkipTest;
+- PGCDC_TEST_KAFKA=kraft: a real Apache Kafka, one KRaft node
+  (pgcdc_test.kafka.KafkaCluster; PGCDC_TEST_KAFKA_NODES=3 for three, topics
+  with replication factor 3 and min.insync.replicas=2, started for this Broker).
+  The one node is started once per test process and reused: close() resets it
+  for the next Broker (topics and consumer groups deleted, quota cleared) rather
+  than killing it, and a node that cannot be reset is closed, the next Broker
+  starting a fresh one (PGCDC_TEST_KAFKA_REUSE=0: a fresh node every time).
+  down/up kill and restart it, slow() sets a produce quota; protocol-level faults
+  (rtt, injected error codes, leader moves) raise unittest.SkipTest;
 - PGCDC_TEST_BROKERS=host:port: a real Kafka someone runs, dedicated to the
   tests: every fault injection raises unittest.SkipTest, and the topics a test
   made are deleted when it ends (so run the tests one at a time there).
@@ -96,6 +100,77 @@ def postgres_side_only(why):
     return testbroker_only(why)
 
 
+class _KraftPool:
+    """The plain one-node KRaft cluster of this process, shared by the Brokers of
+    PGCDC_TEST_KAFKA=kraft one after the other: starting a JVM node takes seconds of
+    two cores, resetting one a fraction of a second.
+
+    take() hands out the idle cluster once reset() confirmed it clean (else closes it)
+    or starts a new one; give_back() resets it and keeps it idle, or closes it when the
+    reset fails: no half-reset cluster is kept. The idle cluster stays registered with
+    util's clean-up (KafkaCluster registers itself until closed), so it is closed at exit.
+    """
+
+    def __init__(self):
+        self.idle = None  # the reset cluster no Broker holds now
+
+    @staticmethod
+    def enabled(nodes):
+        return nodes == 1 and os.environ.get("PGCDC_TEST_KAFKA_REUSE", "1") != "0"
+
+    def take(self):
+        c, self.idle = self.idle, None
+        if c is not None:
+            try:
+                c.reset(timeout=30)  # cheap when clean: is the node still there, and empty?
+            except Exception as e:
+                print(f"kafka: the idle Apache Kafka at {c.bootstrap} cannot be reused ({e}); "
+                      "starting a new one", file=sys.stderr, flush=True)
+                c.close()
+                c = None
+        if c is None:
+            c = KafkaCluster(nodes=1)
+            c.__enter__()
+            c.pool_cases = 1
+            return c
+        c.pool_cases += 1
+        c.begin_log_window()  # a failing case's log tail: its own lines only
+        print(f"kafka: reusing Apache Kafka {c.version} (KRaft, 1 node) at {c.bootstrap} "
+              f"(case {c.pool_cases} on this node; reset in {c.reset_in:.1f} s)",
+              file=sys.stderr, flush=True)
+        return c
+
+    def give_back(self, c):
+        c.hold_log_tails()  # what the case left in the log, for its diagnostics
+        if len(c.running_nodes()) < c.nodes:  # down() without up(): no state worth keeping
+            print(f"kafka: the case left Apache Kafka at {c.bootstrap} stopped: closing it",
+                  file=sys.stderr, flush=True)
+            c.close()
+            return
+        t0 = time.monotonic()
+        try:
+            c.reset(timeout=60)
+        except BaseException as e:
+            print(f"kafka: resetting Apache Kafka at {c.bootstrap} for the next test case "
+                  f"failed ({type(e).__name__}: {e}); closing it", file=sys.stderr, flush=True)
+            for n in sorted(c.ports):
+                util.print_block(f"{c.name} node {n} log tail (the reset)",
+                                 c.log_tail(n, 20, held=False))
+            c.close()
+            if not isinstance(e, Exception):
+                raise
+            return
+        c.reset_in = time.monotonic() - t0
+        if self.idle is not None:  # two Brokers at once: keep one
+            c.close()
+            return
+        self.idle = c
+        util.register_cleanup(c)  # (still registered: closed at exit)
+
+
+_kraft_pool = _KraftPool()
+
+
 class Broker:
     """A Kafka cluster for one test; a context manager.
 
@@ -112,7 +187,8 @@ class Broker:
         self.real = self.mode != "testbroker"
         self.bootstrap = os.environ.get("PGCDC_TEST_BROKERS") if self.mode == "external" else None
         self.cluster = None  # the KafkaCluster in kraft mode
-        self.last_cluster = None  # the KafkaCluster after close()
+        self.last_cluster = None  # the KafkaCluster after close() (reset and reused, if pooled)
+        self._pooled = False  # self.cluster came from _kraft_pool and goes back there
         self.proc = None
         self._buf = b""
 
@@ -133,9 +209,13 @@ class Broker:
         if self.mode == "kraft":
             # PGCDC_TEST_KAFKA_NODES=3: three nodes, replication factor 3, min.insync.replicas 2
             nodes = int(os.environ.get("PGCDC_TEST_KAFKA_NODES") or 1)
-            self.cluster = KafkaCluster(
-                nodes=nodes, config={"min.insync.replicas": 2} if nodes >= 3 else None)
-            self.cluster.__enter__()
+            if _kraft_pool.enabled(nodes):
+                self.cluster = _kraft_pool.take()
+                self._pooled = True
+            else:
+                self.cluster = KafkaCluster(
+                    nodes=nodes, config={"min.insync.replicas": 2} if nodes >= 3 else None)
+                self.cluster.__enter__()
             self.bootstrap = self.cluster.bootstrap
         if self.real:
             if self.mode == "external":
@@ -287,14 +367,19 @@ class Broker:
 
     def close(self):
         """SIGTERM the test broker, SIGKILL after 5 s; safe to call twice. On the Kafka of
-        PGCDC_TEST_BROKERS: delete the topics the test made."""
+        PGCDC_TEST_BROKERS: delete the topics the test made. The pooled KRaft node: reset
+        it for the next Broker (closed if that fails)."""
         util.unregister_cleanup(self)
         if self.mode == "external" and getattr(self, "_topics_before", None) is not None:
             self._delete_new_topics()
         c, self.cluster = self.cluster, None
         if c is not None:
             self.last_cluster = c  # its log tails stay readable for diagnostics
-            c.close()
+            pooled, self._pooled = self._pooled, False
+            if pooled:
+                _kraft_pool.give_back(c)
+            else:
+                c.close()
         p, self.proc = self.proc, None
         if p is None:
             return

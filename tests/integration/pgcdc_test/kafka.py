@@ -14,6 +14,9 @@ metadata with every running node registered. Nodes can be killed (SIGKILL),
 stopped (SIGTERM: controlled shutdown) and started again with their data.
 close() kills every node and removes the directory; it also runs at exit, on
 SIGTERM/SIGINT, and the JVMs die with the test process (PR_SET_PDEATHSIG).
+reset() makes a running cluster look freshly started again (no topics, no groups,
+no produce quota), so that one cluster can serve several test cases (pgcdc_test.broker
+pools the plain one-node cluster of PGCDC_TEST_KAFKA=kraft that way).
 
 Extra listeners (SASL, TLS) are given as {name: protocol}; the harness itself
 always talks to the PLAINTEXT listener.
@@ -21,15 +24,18 @@ always talks to the PLAINTEXT listener.
 
 import base64
 import os
+import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 
+from confluent_kafka import KafkaError as _RdKafkaError
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -56,6 +62,10 @@ class KafkaError(Exception):
     pass
 
 
+def _last_lines(text, lines):
+    return "\n".join(text.splitlines()[-lines:])
+
+
 class KafkaCluster:
     """A KRaft cluster of nodes combined broker+controller nodes (ids 1..nodes).
 
@@ -76,6 +86,10 @@ class KafkaCluster:
         self.ports = {}  # node id -> {listener name: port}
         self.started_in = None  # seconds the first start took
         self._last_tails = {}  # node id -> log tail saved at close()
+        self._log_from = {}  # node id -> offset in server.log where log_tail() starts
+        self._held_tails = None  # node id -> log tail kept by hold_log_tails()
+        self._quota_changed = False  # set_produce_quota() left a quota (or may have)
+        self._config_changed = False  # set_broker_config() changed the dynamic config
         self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
     # ------------------------------------------------------------ lifecycle
@@ -371,19 +385,179 @@ class KafkaCluster:
         throttle producers above bytes_per_s, which is how a real cluster is made slow."""
         change = (["--delete-config", "producer_byte_rate"] if bytes_per_s is None
                   else ["--add-config", f"producer_byte_rate={int(bytes_per_s)}"])
+        self._quota_changed = True  # until the command says otherwise
         self._config_command(["--entity-type", "clients", "--entity-default"] + change)
+        self._quota_changed = bytes_per_s is not None
 
     def set_broker_config(self, settings):
         """Change cluster-wide dynamic broker settings (e.g. message.max.bytes)."""
+        self._config_changed = True  # reset() does not undo it
         self._config_command(["--entity-type", "brokers", "--entity-default", "--add-config",
                               ",".join(f"{k}={v}" for k, v in settings.items())])
 
+    # ------------------------------------------------------------ reuse
+
+    def user_topics(self, timeout=10.0):
+        """Names of the topics that are not Kafka's own (those start with "__")."""
+        md = self._admin().list_topics(timeout=timeout)
+        return sorted(t for t in md.topics if not t.startswith("__"))
+
+    def groups(self, timeout=10.0):
+        """Ids of the consumer groups the cluster knows."""
+        return sorted(g.id for g in self._admin().list_groups(timeout=timeout))
+
+    def reset(self, timeout=60.0):
+        """Make the cluster look as a fresh one does to the next test case: every node
+        running and registered, no produce quota, no topic but Kafka's internal ones
+        (gone from the metadata, not just asked to go), no consumer group.
+
+        Raises (KafkaError, or whatever a client or wait raised) when that cannot be done
+        within timeout seconds: the cluster may then be half reset and should be closed.
+        """
+        deadline = time.monotonic() + timeout
+
+        def left(cap):
+            return max(0.5, min(cap, deadline - time.monotonic()))
+
+        stopped = [n for n in range(1, self.nodes + 1) if n not in self.running_nodes()]
+        if stopped:
+            raise KafkaError(f"node{'s' if len(stopped) > 1 else ''} "
+                             f"{', '.join(map(str, stopped))} not running")
+        self.resume()  # a paused node answers again
+        self.wait_ready(timeout=left(30))
+        if self._config_changed:
+            raise KafkaError("its dynamic broker settings were changed (set_broker_config)")
+        if self._quota_changed:
+            self.set_produce_quota(None)
+        self._clear("topics", lambda: self.user_topics(timeout=left(10)),
+                    lambda names: self._delete_topics(names, left), deadline)
+        self._clear("consumer groups", lambda: self.groups(timeout=left(10)),
+                    lambda names: self._delete_groups(names, left(10)), deadline)
+
+    @staticmethod
+    def _clear(what, listed, delete, deadline):
+        """delete(listed()) until listed() is empty; asked again every 2 s (a client left
+        running may create a topic or join a group again)."""
+        next_ask = 0.0
+        while True:
+            names = listed()
+            if not names:
+                return
+            now = time.monotonic()
+            if now >= deadline:
+                raise KafkaError(f"{what} {names} still there")
+            if now >= next_ask:
+                delete(names)
+                next_ask = time.monotonic() + 2.0
+            time.sleep(0.1)
+
+    def _delete_topics(self, names, left):
+        admin = self._admin()
+        futs = admin.delete_topics(names, operation_timeout=left(30))
+        for t, fut in futs.items():
+            try:
+                fut.result(left(60))
+            except KafkaException as e:
+                if e.args[0].code() != _RdKafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise KafkaError(f"deleting topic \"{t}\" failed: {e}") from None
+
+    def _delete_groups(self, names, timeout):
+        """DeleteGroups (v1) on every running node, by hand: the confluent_kafka of Debian 12
+        (1.7) has no delete_consumer_groups. A node that is not a group's coordinator says
+        NOT_COORDINATOR; some node must say NONE or GROUP_ID_NOT_FOUND for every group."""
+        body = struct.pack(">i", len(names))
+        for g in names:
+            b = g.encode()
+            body += struct.pack(">h", len(b)) + b
+        done = set()
+        errors = {}
+        for n in self.running_nodes():
+            resp = self._request(n, 42, 1, body, timeout)
+            (count,) = struct.unpack_from(">i", resp, 4)  # after throttle_time_ms
+            i = 8
+            for _ in range(count):
+                (size,) = struct.unpack_from(">h", resp, i)
+                g = resp[i + 2:i + 2 + size].decode()
+                (code,) = struct.unpack_from(">h", resp, i + 2 + size)
+                i += 4 + size
+                if code in (0, 69):  # NONE, GROUP_ID_NOT_FOUND
+                    done.add(g)
+                else:
+                    errors[g] = code
+        failed = {g: c for g, c in errors.items() if g not in done}
+        if failed:
+            raise KafkaError(f"deleting consumer groups failed (group: error code): {failed}")
+
+    def _request(self, n, api_key, version, body, timeout):
+        """One Kafka protocol request (header v1) to node n's PLAINTEXT listener; returns the
+        response body after its correlation id."""
+        corr = random.randrange(1 << 31)
+        client = b"pgcdc-test"
+        msg = struct.pack(">hhih", api_key, version, corr, len(client)) + client + body
+        with socket.create_connection(("127.0.0.1", self.ports[n]["PLAINTEXT"]),
+                                      timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(struct.pack(">i", len(msg)) + msg)
+
+            def recv(size):
+                buf = b""
+                while len(buf) < size:
+                    chunk = sock.recv(size - len(buf))
+                    if not chunk:
+                        raise KafkaError(f"node {n} closed the connection (API {api_key} "
+                                         f"v{version} unsupported?)")
+                    buf += chunk
+                return buf
+
+            (size,) = struct.unpack(">i", recv(4))
+            resp = recv(size)
+        if struct.unpack_from(">i", resp)[0] != corr:
+            raise KafkaError(f"node {n} answered another request")
+        return resp[4:]
+
     # ------------------------------------------------------------ clean-up
 
-    def log_tail(self, n, lines=60):
+    def log_tail(self, n, lines=60, held=True):
+        """The last lines of node n's server.log: only what it logged since
+        begin_log_window(), and as it was at hold_log_tails(), when those were called
+        (held=False: as it is now)."""
+        if held and self._held_tails is not None:
+            return _last_lines(self._held_tails.get(n, ""), lines)
+        return self._live_tail(n, lines)
+
+    def _live_tail(self, n, lines=60):
         if self.dir is None:
-            return self._last_tails.get(n, "")
-        return util.tail(os.path.join(self._node_dir(n), "server.log"), lines)
+            return _last_lines(self._last_tails.get(n, ""), lines)
+        path = os.path.join(self._node_dir(n), "server.log")
+        start = self._log_from.get(n, 0)
+        if not start:
+            return util.tail(path, lines)
+        try:
+            with open(path, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(start, size - 64 * 1024))
+                data = f.read().decode("utf-8", "replace")
+        except OSError as e:
+            return f"(cannot read {path}: {e})"
+        return _last_lines(data, lines)
+
+    def begin_log_window(self):
+        """From now on log_tail() shows only what the nodes log after this point (a reused
+        cluster: the lines of the test case that uses it, not those of the cases before)."""
+        self._held_tails = None
+        self._log_from = {}
+        if self.dir is None:
+            return
+        for n in self.ports:
+            try:
+                self._log_from[n] = os.path.getsize(os.path.join(self._node_dir(n), "server.log"))
+            except OSError:
+                pass
+
+    def hold_log_tails(self, lines=60):
+        """Keep the log tails of now for log_tail() and report() until begin_log_window(), so
+        that what reset() logs afterwards does not push a test case's last lines out."""
+        self._held_tails = {n: self._live_tail(n, lines) for n in self.ports}
 
     def _stdout_tail(self, n, lines=30):
         if self.dir is None:
@@ -411,7 +585,8 @@ class KafkaCluster:
                 pass
         self.procs = {}
         if self.dir is not None:
-            self._last_tails = {n: self.log_tail(n) for n in self.ports}
+            self._last_tails = {n: self.log_tail(n) for n in self.ports}  # held ones if held
+            self._held_tails = None
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
 
