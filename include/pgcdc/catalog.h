@@ -13,10 +13,12 @@ typedef struct cdc_catalog cdc_catalog;
 int cdc_catalog_open(const char *dsn, cdc_catalog **ret, cdc_error *err);
 
 /*
- * Primary key column names of table relid, in key order, as a
- * NULL-terminated array in one allocation (caller free()s it); an empty
- * array when the table has no primary key or no longer exists. CDC_EPG when
- * the query fails.
+ * The key column names of table relid as Debezium keys it, in key order: its
+ * primary key, else the first (by name) valid unique index without a predicate
+ * or expressions whose columns are all NOT NULL; INCLUDE columns are not key
+ * columns. A NULL-terminated array in one allocation (caller free()s it); an
+ * empty array when the table has neither or no longer exists. CDC_EPG when the
+ * query fails.
  */
 int cdc_catalog_primary_key(cdc_catalog *c, uint32_t relid, char ***ret_names, cdc_error *err);
 

@@ -66,11 +66,22 @@ int cdc_catalog_primary_key(cdc_catalog *c, uint32_t relid, char ***ret_names, c
     const char *params[1] = {oid};
     PGresult *res =
         cdc_pg_execp(c->conn, "look up a primary key",
-                     "SELECT a.attname FROM pg_catalog.pg_index i "
-                     "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) "
-                     "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
+                     "WITH ix AS ("
+                     "  SELECT i.indkey, i.indnkeyatts FROM pg_catalog.pg_index i"
+                     "    JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid"
+                     "   WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid"
+                     "     AND i.indpred IS NULL AND i.indexprs IS NULL"
+                     "     AND (i.indisprimary OR NOT EXISTS ("
+                     "       SELECT 1 FROM unnest(i.indkey) WITH ORDINALITY AS u(attnum, n)"
+                     "       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid"
+                     "        AND a.attnum = u.attnum"
+                     "      WHERE u.n <= i.indnkeyatts AND NOT a.attnotnull))"
+                     "   ORDER BY i.indisprimary DESC, x.relname LIMIT 1) "
+                     "SELECT a.attname FROM ix "
+                     "CROSS JOIN LATERAL unnest(ix.indkey) WITH ORDINALITY AS k(attnum, n) "
+                     "JOIN pg_catalog.pg_attribute a ON a.attrelid = $1::oid "
                      "AND a.attnum = k.attnum "
-                     "WHERE i.indrelid = $1::oid AND i.indisprimary ORDER BY k.n",
+                     "WHERE k.n <= ix.indnkeyatts ORDER BY k.n",
                      1, params, err);
     if (res == NULL)
         return CDC_EPG;

@@ -1,4 +1,5 @@
-/* keys.c - Kafka keys for REPLICA IDENTITY FULL tables: their primary key, not every column */
+/* keys.c - Kafka keys where pgoutput names none or every column (REPLICA IDENTITY FULL, or no
+ * primary key): the primary key, else the first unique index on NOT NULL columns, as Debezium */
 #include "keys.h"
 
 #include <stdio.h>
@@ -79,9 +80,11 @@ int cdc_keymap_apply(cdc_keymap *m, const cdc_event *ev, cdc_event *ret, cdc_err
         e->stale = false;
         e->src_cols = NULL;
         if (e->pk[0] == NULL && !e->warned) {
-            cdc_log_warning("table \"%s.%s\" has REPLICA IDENTITY FULL and no primary key: its "
-                            "messages get a null key, and all go to one partition",
-                            ev->schema, ev->table);
+            if (ev->replident == CDC_EVENT_REPLIDENT_FULL)
+                cdc_log_warning("table \"%s.%s\" has REPLICA IDENTITY FULL, no primary key and no "
+                                "unique index on NOT NULL columns: its messages get a null key, "
+                                "and all go to one partition",
+                                ev->schema, ev->table);
             e->warned = true;
         }
     }

@@ -119,8 +119,10 @@ static int on_event(const cdc_event *ev, void *arg)
     if (standalone && (seq = cdc_tracker_open(st->tracker)) == 0)
         return cdc_err(&st->cb_err, CDC_ENOMEM, "out of memory");
     cdc_event typed, rekeyed;
-    if (ev->replident == CDC_EVENT_REPLIDENT_FULL && ev->op != CDC_EVENT_MESSAGE) {
-        /* pgoutput marks every column of a FULL table as key: key by the primary key */
+    if ((ev->replident == CDC_EVENT_REPLIDENT_FULL || ev->nkeys == 0) &&
+        ev->op != CDC_EVENT_MESSAGE && ev->op != CDC_EVENT_TRUNCATE) {
+        /* pgoutput marks every column of a FULL table as key, and none of a table without a
+         * replica identity key: key by the primary key, else a unique index, as Debezium */
         int krc = cdc_keymap_apply(&st->keymap, ev, &rekeyed, &st->cb_err);
         if (krc < 0)
             return krc;
@@ -434,6 +436,13 @@ static int snapshot_step(run_state *st, cdc_error *err)
             return 1;
         }
         cdc_event typed;
+        if (ev.replident == CDC_EVENT_REPLIDENT_FULL || ev.nkeys == 0) {
+            /* keyed as the table's streamed rows are */
+            int krc = cdc_keymap_apply(&st->keymap, &ev, &typed, err);
+            if (krc < 0)
+                return krc;
+            ev = typed;
+        }
         if (cdc_keymap_may_have_domains(&ev)) {
             /* as streamed rows: a domain's typmod from the catalog */
             int drc = cdc_keymap_domains(&st->keymap, &ev, &typed, err);

@@ -29,6 +29,10 @@ TABLES = [
     "CREATE TABLE index_only (a int NOT NULL, b text NOT NULL, v text)",
     "CREATE UNIQUE INDEX index_only_ab ON index_only (a, b)",
     "ALTER TABLE index_only REPLICA IDENTITY USING INDEX index_only_ab",
+    # no primary key, a unique index, REPLICA IDENTITY FULL
+    "CREATE TABLE full_unique (u int NOT NULL, v text)",
+    "CREATE UNIQUE INDEX full_unique_u ON full_unique (u)",
+    "ALTER TABLE full_unique REPLICA IDENTITY FULL",
     # no key at all (FULL, so that it can be updated and deleted)
     "CREATE TABLE no_key (v text, n int)",
     "ALTER TABLE no_key REPLICA IDENTITY FULL",
@@ -82,6 +86,10 @@ class CompatTest(TestCase):
             "UPDATE index_only SET v = 'c' WHERE a = 1",
             "UPDATE index_only SET b = 'yy' WHERE a = 2",
             "DELETE FROM index_only WHERE a = 1",
+            "INSERT INTO full_unique VALUES (1, 'a'), (2, 'b')",
+            "UPDATE full_unique SET v = 'c' WHERE u = 1",
+            "UPDATE full_unique SET u = 3 WHERE u = 2",
+            "DELETE FROM full_unique WHERE u = 1",
             "INSERT INTO no_key VALUES ('a', 1), ('b', 2)",
             "UPDATE no_key SET n = 3 WHERE v = 'a'",
             "DELETE FROM no_key WHERE v = 'b'",
