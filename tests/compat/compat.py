@@ -27,6 +27,7 @@ import collections
 import json
 import os
 import re
+import sys
 
 from pgcdc_test import consume_all, run_pgcdc
 from pgcdc_test.broker import watermarks
@@ -369,6 +370,8 @@ class SameWal:
         skip = [f"{PREFIX}.public.{END_TABLE}"] if skip_end else []
         report = compare_messages(ours, theirs, differences or Differences(), skip,
                                   {**Differences().defaults, **(options or {})})
+        print(f"compat: {len(ours)} messages of pgcdc's compared with {len(theirs)} of "
+              f"Debezium's: {len(report.lines)} report lines", file=sys.stderr, flush=True)
         return report, ours, theirs
 
 
