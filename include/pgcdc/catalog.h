@@ -13,7 +13,8 @@ typedef struct cdc_catalog cdc_catalog;
 int cdc_catalog_open(const char *dsn, cdc_catalog **ret, cdc_error *err);
 
 /*
- * The key column names of table relid as Debezium keys it, in key order: its
+ * The key column names of table relid as Debezium keys a table whose replica
+ * identity gives none or every column (FULL, or no key), in key order: its
  * primary key, else the first (by name) valid unique index without a predicate
  * or expressions whose columns are all NOT NULL; INCLUDE columns are not key
  * columns. A NULL-terminated array in one allocation (caller free()s it); an
@@ -32,9 +33,11 @@ typedef struct cdc_catalog_fill {
  * For each column of table relid, the value Debezium writes for it in a row image
  * that does not carry it (the before image of a delete under REPLICA IDENTITY
  * DEFAULT or USING INDEX holds the identity columns alone): the column's default
- * when that is a constant (a literal, maybe cast), else for a NOT NULL column its
- * type's zero ("0", "", false, the epoch, an empty array), else null. Defaults
- * that are not constants (now(), nextval()) are never evaluated. One allocation
+ * when that is a constant (a literal, maybe cast) of a type whose defaults Debezium
+ * reads (numbers, booleans, strings, dates and times, intervals, bit strings; never a
+ * domain), else for a NOT NULL column its type's zero ("0", "", false, the epoch, an
+ * empty array), else null. Defaults that are not constants (now(), nextval()) are
+ * never evaluated; a literal is only read by its base type's input function. One allocation
  * in *ret (free() it), *n entries in column order; none when the table no longer
  * exists. CDC_EPG when the query fails.
  */

@@ -97,6 +97,8 @@ int cdc_catalog_primary_key(cdc_catalog *c, uint32_t relid, char ***ret_names, c
 static bool constant_default(const char *expr, char *out)
 {
     const char *p = expr;
+    if ((p[0] == 'B' || p[0] == 'X') && p[1] == '\'')
+        p++; /* a bit string: B'101' (X'1F' is read by bit's input from the text "x1F") */
     if (*p == '\'') {
         char *w = out;
         for (p++;; p++) {
@@ -110,19 +112,24 @@ static bool constant_default(const char *expr, char *out)
             *w++ = *p;
         }
         *w = '\0';
-        for (p++; *p;) { /* only casts may follow: ::name, ::name[], ::"quoted name" */
+        /* only casts may follow: ::name, ::name[], ::"quoted name", ::name(10,2) */
+        for (p++; *p;) {
             if (p[0] != ':' || p[1] != ':')
                 return false;
             for (p += 2; *p && !(p[0] == ':' && p[1] == ':'); p++)
                 if (!(*p == ' ' || *p == '_' || *p == '.' || *p == '"' || *p == '[' || *p == ']' ||
-                      (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                      (*p >= '0' && *p <= '9')))
+                      *p == '(' || *p == ')' || *p == ',' || (*p >= 'a' && *p <= 'z') ||
+                      (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
                     return false;
+        }
+        if (expr[0] == 'X') { /* bit's input reads hex digits after an x */
+            memmove(out + 1, out, strlen(out) + 1);
+            out[0] = 'x';
         }
         return true;
     }
     if (strcmp(p, "true") == 0 || strcmp(p, "false") == 0) {
-        strcpy(out, p);
+        strcpy(out, p[0] == 't' ? "t" : "f"); /* as bool's output function writes them */
         return true;
     }
     const char *q = p;
@@ -172,10 +179,14 @@ static const char *type_zero(uint32_t oid, char category)
 }
 
 /*
- * The literals of lits (rows entries, NULL where none) as the column types (types)
- * would store them, by casting each: '1.5' as numeric(5,2) is 1.50. Only type input
- * functions run, on the literals the defaults already hold. NULL when the cast fails
- * (the raw literals are used then).
+ * The literals of lits (rows entries, NULL where none) as the columns would store
+ * them: each read by its base type's input function with the column's (or domain's)
+ * modifier, and written by its output function, as pgoutput would send the value:
+ * '1.5' as numeric(5,2) is 1.50, false is f, '10.0.0.1' as inet stays 10.0.0.1. No cast
+ * function and no domain CHECK constraint runs (they may call anyone's functions): a
+ * base type's input and output functions are C functions only a superuser installs. In
+ * a read-only transaction with a statement timeout. NULL when it fails (the raw literals
+ * are used then).
  */
 static PGresult *coerce_literals(cdc_catalog *c, PGresult *cols, char **lits, int rows)
 {
@@ -188,14 +199,20 @@ static PGresult *coerce_literals(cdc_catalog *c, PGresult *cols, char **lits, in
             continue;
         params[np] = lits[i];
         /* format_type() names the type as SQL spells it (quoted where it must be) */
-        ok = cdc_buf_printf(&sql, "%s$%d::%s::text", np ? ", " : "", np + 1,
-                            PQgetvalue(cols, i, 5)) == 0;
+        ok = cdc_buf_printf(&sql, "%s$%d::%s", np ? ", " : "", np + 1, PQgetvalue(cols, i, 5)) == 0;
         np++;
     }
     PGresult *res = NULL;
     if (ok) {
         cdc_error ignored = {0};
-        res = cdc_pg_execp(c->conn, "cast column defaults", sql.data, np, params, &ignored);
+        PGresult *b = cdc_pg_exec(c->conn, "read column defaults",
+                                  "BEGIN READ ONLY; SET LOCAL statement_timeout = 5000", &ignored);
+        if (b != NULL) {
+            PQclear(b);
+            res = cdc_pg_execp(c->conn, "read column defaults", sql.data, np, params, &ignored);
+        }
+        /* whatever happened: the session leaves the transaction (a no-op outside one) */
+        PQclear(cdc_pg_exec(c->conn, "read column defaults", "ROLLBACK", &ignored));
     }
     cdc_buf_free(&sql);
     free(params);
@@ -211,19 +228,21 @@ int cdc_catalog_fills(cdc_catalog *c, uint32_t relid, cdc_catalog_fill **ret, si
     /* a domain's base type: its category and oid decide the zero */
     PGresult *res = cdc_pg_execp(
         c->conn, "look up column defaults",
-        "WITH RECURSIVE base(attnum, typ) AS ("
-        "  SELECT attnum, atttypid FROM pg_catalog.pg_attribute "
+        "WITH RECURSIVE base(attnum, typ, typmod) AS ("
+        "  SELECT attnum, atttypid, atttypmod FROM pg_catalog.pg_attribute "
         "   WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped "
         "  UNION ALL "
-        "  SELECT b.attnum, t.typbasetype FROM base b "
+        "  SELECT b.attnum, t.typbasetype, "
+        "         CASE WHEN b.typmod <> -1 THEN b.typmod ELSE t.typtypmod END FROM base b "
         "    JOIN pg_catalog.pg_type t ON t.oid = b.typ WHERE t.typtype = 'd') "
         "SELECT a.attname, a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid), "
-        "       bt.oid, bt.typcategory, pg_catalog.format_type(a.atttypid, a.atttypmod) "
+        "       bt.oid, bt.typcategory, pg_catalog.format_type(bt.oid, b.typmod), ct.typtype "
         "  FROM pg_catalog.pg_attribute a "
         "  LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
         "       AND a.attgenerated = '' "
         "  JOIN base b ON b.attnum = a.attnum "
         "  JOIN pg_catalog.pg_type bt ON bt.oid = b.typ AND bt.typtype <> 'd' "
+        "  JOIN pg_catalog.pg_type ct ON ct.oid = a.atttypid "
         " WHERE a.attrelid = $1::oid ORDER BY a.attnum",
         1, params, err);
     if (res == NULL)
@@ -246,7 +265,11 @@ int cdc_catalog_fills(cdc_catalog *c, uint32_t relid, cdc_catalog_fill **ret, si
             rc = cdc_err(err, CDC_ENOMEM, "out of memory");
             goto out;
         }
-        if (!constant_default(expr, lits[i])) {
+        /* as Debezium, which parses the defaults of numbers, booleans, strings, dates and
+         * times, intervals and bit strings, and never a domain's */
+        char cat = PQgetvalue(res, i, 4)[0];
+        bool parsed = PQgetvalue(res, i, 6)[0] != 'd' && cat != '\0' && strchr("NBSDTV", cat);
+        if (!parsed || !constant_default(expr, lits[i])) {
             free(lits[i]);
             lits[i] = NULL;
         }
@@ -257,7 +280,10 @@ int cdc_catalog_fills(cdc_catalog *c, uint32_t relid, cdc_catalog_fill **ret, si
     size_t bytes = sizeof(cdc_catalog_fill) * (size_t)(rows ? rows : 1);
     for (int i = 0, k = 0; i < rows; i++) {
         if (lits[i] != NULL) {
-            text[i] = cast && !PQgetisnull(cast, 0, k) ? PQgetvalue(cast, 0, k) : lits[i];
+            /* char(n) as Debezium reads it: the literal, not padded to n */
+            bool bpchar = strcmp(PQgetvalue(res, i, 3), "1042") == 0;
+            text[i] =
+                cast && !bpchar && !PQgetisnull(cast, 0, k) ? PQgetvalue(cast, 0, k) : lits[i];
             k++;
         } else if (PQgetvalue(res, i, 1)[0] == 't') {
             text[i] = type_zero((uint32_t)strtoul(PQgetvalue(res, i, 3), NULL, 10),

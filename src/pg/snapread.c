@@ -109,7 +109,8 @@ static const char columns_sql[] =
     "  UNION ALL SELECT b.attnum, t.typbasetype, b.depth + 1 FROM base b"
     "  JOIN pg_catalog.pg_type t ON t.oid = b.oid WHERE t.typtype = 'd'),"
     " idx AS ("
-    "  SELECT i.indkey::int2[] AS k, i.indisprimary AS pk, i.indisreplident AS ri"
+    "  SELECT i.indkey::int2[] AS k, i.indnkeyatts AS nk, i.indisprimary AS pk,"
+    "         i.indisreplident AS ri"
     "  FROM pg_catalog.pg_index i WHERE i.indrelid = $1::oid"
     "    AND (i.indisprimary OR i.indisreplident))"
     "SELECT c.attname, c.atttypid, c.atttypmod,"
@@ -120,9 +121,9 @@ static const char columns_sql[] =
     "    WHERE t.oid = (SELECT b.oid FROM base b WHERE b.attnum = c.attnum"
     "                   ORDER BY b.depth DESC LIMIT 1)) END,"
     "  (SELECT u.n FROM idx, unnest(idx.k) WITH ORDINALITY u(a, n) WHERE idx.pk"
-    "    AND u.a = c.attnum),"
+    "    AND u.a = c.attnum AND u.n <= idx.nk),"
     "  (SELECT u.n FROM idx, unnest(idx.k) WITH ORDINALITY u(a, n) WHERE idx.ri"
-    "    AND u.a = c.attnum)"
+    "    AND u.a = c.attnum AND u.n <= idx.nk)"
     " FROM cols c ORDER BY c.attnum";
 
 static int load_columns(cdc_snapread *r, cdc_snap_table *t, const char *attnames, cdc_error *err)

@@ -36,6 +36,9 @@ static int build(cdc_keymap_entry *e, const cdc_event *ev)
         e->nkeys = 0;
     e->src_cols = ev->columns;
     e->ncols = ev->ncols;
+    /* the caches built on the old e->cols (its address may well be reused) are stale */
+    e->fsrc_cols = NULL;
+    e->dsrc_cols = NULL;
     return 0;
 }
 
@@ -189,9 +192,20 @@ int cdc_keymap_domains(cdc_keymap *m, const cdc_event *ev, cdc_event *ret, cdc_e
         }
         e->dsrc_cols = ev->columns;
         e->dncols = ev->ncols;
+        e->fsrc_cols = NULL; /* it may have been built on the old dcols */
     }
     ret->columns = e->dcols;
     return 0;
+}
+
+void cdc_keymap_forget_columns(cdc_keymap *m, uint32_t relid)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (m->entries[i].relid == relid) {
+            m->entries[i].src_cols = NULL;
+            m->entries[i].fsrc_cols = NULL;
+            m->entries[i].dsrc_cols = NULL;
+        }
 }
 
 void cdc_keymap_invalidate(cdc_keymap *m, uint32_t relid)

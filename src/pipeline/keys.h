@@ -70,6 +70,13 @@ bool cdc_keymap_may_have_domains(const cdc_event *ev);
  * cdc_keymap_invalidate(); columns point into m.
  */
 int cdc_keymap_domains(cdc_keymap *m, const cdc_event *ev, cdc_event *ret, cdc_error *err);
+/*
+ * Trust no column array cached for relid: the next call rebuilds from the event's. The
+ * caches are keyed by the address of the columns they were built from, which is only
+ * sound for the decoder's (replaced only with a Relation message, which invalidates);
+ * snapshot rows bring the snapshot's, freed and allocated again between chunks.
+ */
+void cdc_keymap_forget_columns(cdc_keymap *m, uint32_t relid);
 /* A Relation message arrived for relid: its key (and defaults) may have changed. */
 void cdc_keymap_invalidate(cdc_keymap *m, uint32_t relid);
 

@@ -436,14 +436,19 @@ static int snapshot_step(run_state *st, cdc_error *err)
             return 1;
         }
         cdc_event typed;
-        if (ev.replident == CDC_EVENT_REPLIDENT_FULL || ev.nkeys == 0) {
+        bool rekey = ev.replident == CDC_EVENT_REPLIDENT_FULL || ev.nkeys == 0;
+        bool domains = cdc_keymap_may_have_domains(&ev);
+        uint32_t relid = ev.relid;
+        if (rekey || domains) /* the snapshot's columns: nothing cached on them is trusted */
+            cdc_keymap_forget_columns(&st->keymap, relid);
+        if (rekey) {
             /* keyed as the table's streamed rows are */
             int krc = cdc_keymap_apply(&st->keymap, &ev, &typed, err);
             if (krc < 0)
                 return krc;
             ev = typed;
         }
-        if (cdc_keymap_may_have_domains(&ev)) {
+        if (domains) {
             /* as streamed rows: a domain's typmod from the catalog */
             int drc = cdc_keymap_domains(&st->keymap, &ev, &typed, err);
             if (drc < 0)
@@ -451,6 +456,8 @@ static int snapshot_step(run_state *st, cdc_error *err)
             ev = typed;
         }
         int rc = st->sink->ops->event(st->sink, &ev, st->snap_seq, err);
+        if (rekey || domains) /* nor the streamed rows after it on what was built here */
+            cdc_keymap_forget_columns(&st->keymap, relid);
         if (rc < 0)
             return rc;
         cdc_crashpoint("snapshot-row"); /* "snapshot-row:N": in the middle of a chunk */

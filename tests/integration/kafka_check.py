@@ -250,6 +250,36 @@ def check_headers(tc, msgs, source=None):
                                 f"LSN {ev['commit_lsn']}")
         if problems:
             bad.append((m["topic"], m["partition"], m["offset"], problems))
+    # the key headers come exactly with key changes: a delete and its tombstone carrying the
+    # new key, and the create after them (same transaction position, sub-ordinals 0, 1, 2)
+    # carrying the old key; each equal to the other message's key
+    by_pos = {(m["topic"], m["lsn"], m["ordinal"]): m for m in msgs if m["ordinal"] is not None}
+    for m in msgs:
+        if m["ordinal"] is None:
+            continue
+        base = m["ordinal"] - m["ordinal"] % 4
+        sub = m["ordinal"] % 4
+        create = by_pos.get((m["topic"], m["lsn"], base + 2))
+        delete = by_pos.get((m["topic"], m["lsn"], base))
+        pair = (create is not None and delete is not None and create["op"] == "c"
+                and delete["op"] == "d")
+        want = None
+        if pair and sub in (0, 1):
+            want = ("__debezium.newkey", create)
+        elif pair and sub == 2:
+            want = ("__debezium.oldkey", delete)
+        extra = [n for n in m["header_names"] if n not in HEADER_NAMES]
+        if want is None:
+            if extra:
+                bad.append((m["topic"], m["partition"], m["offset"],
+                            [f"{extra} on a message that is not part of a key change"]))
+        elif extra != [want[0]]:
+            bad.append((m["topic"], m["partition"], m["offset"],
+                        [f"a key change's message without its {want[0]} header: {extra}"]))
+        elif m["headers"][want[0]] != want[1]["raw_key"]:
+            bad.append((m["topic"], m["partition"], m["offset"],
+                        [f"{want[0]} {m['headers'][want[0]]!r} is not the key "
+                         f"{want[1]['raw_key']!r} of its pair"]))
     tc.assertEqual(bad[:10], [], f"{len(bad)} messages with header problems")
 
 
