@@ -143,7 +143,7 @@ class KafkaClusterFaultTest(tf.FaultTestBase):
         rng = random.Random(11)
         w = self.workload(pg, pause=0.005)
         runs = []
-        for i in range(3):
+        for i in range(2):  # each restart meets partitions without a leader
             p = self.start(cfg, name=f"pgcdc#{i + 1}")
             time.sleep(rng.uniform(1.5, 3.0))
             self.assertEqual(p.kill(), -9)
