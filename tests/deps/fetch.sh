@@ -34,25 +34,27 @@ what=("$@")
 
 say() { echo "fetch: $*" >&2; }
 
-fetch_kafka() {
-  local version dest tmp
-  version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$HERE/pom.xml")
-  dest=$CACHE/kafka-$version
+# fetch_maven POM PROPERTY NAME DIR JAR: the runtime jars of POM, whose version is its
+# <PROPERTY>, into <cache>/DIR-<version>/libs, which must then hold JAR-<version>.jar
+fetch_maven() {
+  local pom=$1 property=$2 name=$3 dir=$4 jar=$5 version dest tmp
+  version=$(sed -n "s:.*<$property>\(.*\)</$property>.*:\1:p" "$pom")
+  dest=$CACHE/$dir-$version
   if [ -f "$dest/.complete" ]; then
     return 0
   fi
-  say "Apache Kafka $version from Maven Central into $dest"
-  tmp=$(mktemp -d "$CACHE/.kafka-$version.XXXXXX")
-  if ! mvn -B -q -f "$HERE/pom.xml" dependency:copy-dependencies \
+  say "$name $version from Maven Central into $dest"
+  tmp=$(mktemp -d "$CACHE/.$dir-$version.XXXXXX")
+  if ! mvn -B -q -f "$pom" dependency:copy-dependencies \
          -DincludeScope=runtime -DoutputDirectory="$tmp/libs" >"$tmp/mvn.log" 2>&1; then
     tail -30 "$tmp/mvn.log" >&2
     rm -rf "$tmp"
-    say "could not fetch Apache Kafka $version with Maven (is Maven Central reachable?)"
+    say "could not fetch $name $version with Maven (is Maven Central reachable?)"
     return 1
   fi
-  if ! ls "$tmp/libs/kafka_2.13-$version.jar" >/dev/null 2>&1; then
+  if ! ls "$tmp/libs/$jar-$version.jar" >/dev/null 2>&1; then
     rm -rf "$tmp"
-    say "Maven finished but kafka_2.13-$version.jar is not among the jars"
+    say "Maven finished but $jar-$version.jar is not among the jars"
     return 1
   fi
   echo "$version" >"$tmp/.complete"
@@ -61,32 +63,13 @@ fetch_kafka() {
   mv "$tmp" "$dest"
 }
 
+fetch_kafka() {
+  fetch_maven "$HERE/pom.xml" kafka.version "Apache Kafka" kafka kafka_2.13
+}
+
 fetch_debezium() {
-  local pom version dest tmp
-  pom=$HERE/../compat/pom.xml
-  version=$(sed -n 's:.*<debezium.version>\(.*\)</debezium.version>.*:\1:p' "$pom")
-  dest=$CACHE/debezium-$version
-  if [ -f "$dest/.complete" ]; then
-    return 0
-  fi
-  say "Debezium $version from Maven Central into $dest"
-  tmp=$(mktemp -d "$CACHE/.debezium-$version.XXXXXX")
-  if ! mvn -B -q -f "$pom" dependency:copy-dependencies \
-         -DincludeScope=runtime -DoutputDirectory="$tmp/libs" >"$tmp/mvn.log" 2>&1; then
-    tail -30 "$tmp/mvn.log" >&2
-    rm -rf "$tmp"
-    say "could not fetch Debezium $version with Maven (is Maven Central reachable?)"
-    return 1
-  fi
-  if ! ls "$tmp/libs/debezium-connector-postgres-$version.jar" >/dev/null 2>&1; then
-    rm -rf "$tmp"
-    say "Maven finished but debezium-connector-postgres-$version.jar is not among the jars"
-    return 1
-  fi
-  echo "$version" >"$tmp/.complete"
-  chmod -R a+rX "$tmp"
-  rm -rf "$dest"
-  mv "$tmp" "$dest"
+  fetch_maven "$HERE/../compat/pom.xml" debezium.version Debezium debezium \
+    debezium-connector-postgres
 }
 
 fetch_postgresql() {

@@ -29,14 +29,19 @@ def cache_dir():
                         "pgcdc")
 
 
-def kafka_version():
-    """The Apache Kafka version tests/deps/pom.xml names."""
-    with open(os.path.join(_DEPS, "pom.xml")) as f:
+def _pom_property(path, name):
+    """The text of <name> in the pom.xml at path."""
+    with open(path) as f:
         for line in f:
             line = line.strip()
-            if line.startswith("<kafka.version>"):
-                return line[len("<kafka.version>"):].split("<", 1)[0]
-    raise RuntimeError("tests/deps/pom.xml names no <kafka.version>")
+            if line.startswith(f"<{name}>"):
+                return line[len(name) + 2:].split("<", 1)[0]
+    raise RuntimeError(f"{path} names no <{name}>")
+
+
+def kafka_version():
+    """The Apache Kafka version tests/deps/pom.xml names."""
+    return _pom_property(os.path.join(_DEPS, "pom.xml"), "kafka.version")
 
 
 def kafka_libs():
@@ -53,12 +58,7 @@ _COMPAT = os.path.normpath(os.path.join(_DEPS, "..", "compat"))
 
 def debezium_version():
     """The Debezium version tests/compat/pom.xml names."""
-    with open(os.path.join(_COMPAT, "pom.xml")) as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("<debezium.version>"):
-                return line[len("<debezium.version>"):].split("<", 1)[0]
-    raise RuntimeError("tests/compat/pom.xml names no <debezium.version>")
+    return _pom_property(os.path.join(_COMPAT, "pom.xml"), "debezium.version")
 
 
 def debezium_libs():
