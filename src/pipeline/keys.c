@@ -118,8 +118,18 @@ int cdc_keymap_fill(cdc_keymap *m, const cdc_event *ev, cdc_event *ret, cdc_erro
         free(e->fills);
         e->fills = NULL;
         e->nfills = 0;
-        if ((rc = cdc_catalog_fills(m->catalog, ev->relid, &e->fills, &e->nfills, err)) < 0)
-            return rc;
+        cdc_error ferr = {0};
+        if (cdc_catalog_fills(m->catalog, ev->relid, &e->fills, &e->nfills, &ferr) < 0) {
+            /* the fills are Debezium's stand-ins, never the row's values: without them the
+             * columns a delete lacks are null, and streaming goes on (a new session is
+             * opened for the next lookup) */
+            cdc_log_warning("cannot read the column defaults of \"%s.%s\" (%s): the columns "
+                            "its delete images lack are null until its next schema change",
+                            ev->schema, ev->table, ferr.msg);
+            cdc_keymap_close(m);
+            e->fills = NULL;
+            e->nfills = 0;
+        }
         e->fills_stale = false;
         e->fsrc_cols = NULL;
     }

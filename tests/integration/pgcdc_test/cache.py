@@ -44,13 +44,18 @@ def kafka_version():
     return _pom_property(os.path.join(_DEPS, "pom.xml"), "kafka.version")
 
 
+def _libs(what, version, part):
+    """<cache>/<part>-<version>/libs; MissingDependency when fetch.sh has not put it there."""
+    d = os.path.join(cache_dir(), f"{part}-{version}")
+    if not os.path.exists(os.path.join(d, ".complete")):
+        raise MissingDependency(f"{what} {version} is not in {d}: "
+                                f"run tests/deps/fetch.sh {part}")
+    return os.path.join(d, "libs")
+
+
 def kafka_libs():
     """The directory holding Apache Kafka's jars; MissingDependency when not fetched."""
-    d = os.path.join(cache_dir(), f"kafka-{kafka_version()}")
-    if not os.path.exists(os.path.join(d, ".complete")):
-        raise MissingDependency(f"Apache Kafka {kafka_version()} is not in {d}: "
-                                "run tests/deps/fetch.sh kafka")
-    return os.path.join(d, "libs")
+    return _libs("Apache Kafka", kafka_version(), "kafka")
 
 
 _COMPAT = os.path.normpath(os.path.join(_DEPS, "..", "compat"))
@@ -63,11 +68,7 @@ def debezium_version():
 
 def debezium_libs():
     """The directory holding Debezium's jars; MissingDependency when not fetched."""
-    d = os.path.join(cache_dir(), f"debezium-{debezium_version()}")
-    if not os.path.exists(os.path.join(d, ".complete")):
-        raise MissingDependency(f"Debezium {debezium_version()} is not in {d}: "
-                                "run tests/deps/fetch.sh debezium")
-    return os.path.join(d, "libs")
+    return _libs("Debezium", debezium_version(), "debezium")
 
 
 def pg_versions():
